@@ -1,0 +1,97 @@
+//! Domain errors. `kiln-server` maps each variant to its EC2 code in one function.
+
+use kiln_meta::MetaError;
+use kiln_types::ResourceKind;
+
+/// Why a use case refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A well-formed id that names nothing the caller can see.
+    #[error("{kind} {id} does not exist")]
+    NotFound {
+        /// Kind of the missing resource.
+        kind: ResourceKind,
+        /// The id or name asked for.
+        id: String,
+    },
+    /// A security group name that does not exist in the VPC.
+    #[error("The security group '{name}' does not exist in default VPC '{vpc_id}'")]
+    GroupNameNotFound {
+        /// Group name.
+        name: String,
+        /// VPC searched.
+        vpc_id: String,
+    },
+    /// An id that cannot be of the expected kind.
+    #[error("Invalid id: \"{id}\" (expecting \"{}-...\")", kind.prefix())]
+    Malformed {
+        /// Expected kind.
+        kind: ResourceKind,
+        /// The offending id.
+        id: String,
+    },
+    /// An id whose prefix names no taggable kind.
+    #[error("The ID '{0}' is not valid")]
+    InvalidId(String),
+    /// A name already taken in its scope.
+    #[error("{kind} name {name} already exists")]
+    Duplicate {
+        /// Kind of the clashing resource.
+        kind: ResourceKind,
+        /// The name.
+        name: String,
+        /// Where it clashes (the VPC, for groups).
+        scope: String,
+    },
+    /// Public key material that is not an accepted OpenSSH key.
+    #[error("{0}")]
+    KeyFormat(String),
+    /// A parameter value that is out of range or ill-formed.
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    /// Parameters that may not be combined.
+    #[error("{0}")]
+    InvalidParameterCombination(String),
+    /// A required parameter is absent.
+    #[error("The request must contain the parameter {0}")]
+    MissingParameter(String),
+    /// A filter name the Describe call does not know.
+    #[error("The filter '{0}' is invalid")]
+    InvalidFilter(String),
+    /// A `NextToken` that this server did not hand out.
+    #[error("The pagination token '{0}' is invalid")]
+    InvalidNextToken(String),
+    /// More than 50 tags on one resource.
+    #[error("The maximum number of Tags for a resource has been reached.")]
+    TagLimitExceeded,
+    /// A security group rule that already exists.
+    #[error("the specified rule \"{0}\" already exists")]
+    PermissionDuplicate(String),
+    /// Revoking a rule that does not exist.
+    #[error("The specified rule does not exist in this security group.")]
+    PermissionNotFound,
+    /// An ill-formed permission (ports, protocol, CIDR).
+    #[error("{0}")]
+    PermissionMalformed(String),
+    /// Too many rules in one direction of a group.
+    #[error("The maximum number of rules per security group has been reached.")]
+    RulesPerGroupLimitExceeded,
+    /// The resource may not be deleted (e.g. a default security group).
+    #[error("{0}")]
+    CannotDelete(String),
+    /// Another resource still depends on this one.
+    #[error("resource {0} has a dependent object")]
+    DependencyViolation(String),
+    /// Unknown instance types named explicitly.
+    #[error("The following supplied instance types do not exist: [{}]", .0.join(", "))]
+    InvalidInstanceType(Vec<String>),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A bug or an environment failure; logged, reported as `InternalError`.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for use-case results.
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,73 @@
+//! Kiln's use cases over the metadata store: accounts, regions and zones, the instance type
+//! catalogue, key pairs, default networks, security groups and tags.
+//!
+//! Every call takes a [`Ctx`] (the authenticated account and the request's region) and sees
+//! only that account's resources in that region: isolation is enforced here, once, by the
+//! lookup helpers in [`item`], never by callers.
+
+pub mod accounts;
+pub mod catalogue;
+mod error;
+pub mod filter;
+pub mod item;
+pub mod keypairs;
+pub mod keys;
+pub mod network;
+pub mod page;
+pub mod regions;
+pub mod security_groups;
+pub mod tags;
+
+use std::sync::Arc;
+
+pub use error::CoreError;
+use kiln_meta::MetaStore;
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ctx {
+    /// The caller's account id.
+    pub account: String,
+    /// The region named in the request's credential scope.
+    pub region: String,
+}
+
+/// A region and its availability zones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionSpec {
+    /// Region name, e.g. `us-east-1`.
+    pub name: String,
+    /// Zone names, e.g. `us-east-1a`.
+    pub zones: Vec<String>,
+    /// Multiplier applied to catalogue prices in this region.
+    pub price_factor: f64,
+}
+
+/// Everything the use cases need, shared by all requests.
+pub struct Kiln {
+    /// Metadata store.
+    pub store: Arc<dyn MetaStore>,
+    /// Configured regions.
+    pub regions: Vec<RegionSpec>,
+    /// Instance type catalogue with per-region prices.
+    pub catalogue: catalogue::Catalogue,
+    /// Endpoint host reported by `DescribeRegions`.
+    pub endpoint_host: String,
+}
+
+impl Kiln {
+    /// Creates the service over a store.
+    pub fn new(store: Arc<dyn MetaStore>, regions: Vec<RegionSpec>, catalogue: catalogue::Catalogue, endpoint_host: String) -> Self {
+        Kiln { store, regions, catalogue, endpoint_host }
+    }
+
+    /// The region spec of a name, if configured.
+    pub fn region(&self, name: &str) -> Option<&RegionSpec> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+/// Current time as stored in records.
+pub(crate) fn now() -> String {
+    kiln_types::format_time(chrono::Utc::now())
+}

@@ -1,0 +1,186 @@
+//! Default VPCs and subnets. Each account gets, per region, a default VPC (172.31.0.0/16),
+//! one default /20 subnet per zone and a `default` security group, made once at account
+//! creation or start-up, so SDKs and tools that look them up find what AWS would give them.
+
+use kiln_meta::MetaTxn;
+use kiln_types::{Filter, Page, ResourceKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, CoreResult};
+use crate::filter::{apply, b, s};
+use crate::item::{self, Body, Item};
+use crate::page::paginate;
+use crate::regions::zone_id;
+use crate::security_groups;
+use crate::{Ctx, Kiln, RegionSpec};
+
+/// A VPC's stored fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VpcData {
+    /// Primary IPv4 CIDR.
+    pub cidr_block: String,
+    /// The account's default VPC in this region.
+    pub is_default: bool,
+    /// DHCP options set id.
+    pub dhcp_options_id: String,
+    /// Association id of the primary CIDR.
+    pub cidr_association_id: String,
+}
+
+impl Body for VpcData {
+    const KIND: ResourceKind = ResourceKind::Vpc;
+}
+
+/// A subnet's stored fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubnetData {
+    /// Owning VPC.
+    pub vpc_id: String,
+    /// IPv4 CIDR.
+    pub cidr_block: String,
+    /// Zone name.
+    pub availability_zone: String,
+    /// Zone id.
+    pub availability_zone_id: String,
+    /// The default subnet of its zone.
+    pub default_for_az: bool,
+    /// Instances get a public address by default.
+    pub map_public_ip_on_launch: bool,
+}
+
+impl Body for SubnetData {
+    const KIND: ResourceKind = ResourceKind::Subnet;
+}
+
+/// Addresses AWS reserves in every subnet (network, router, DNS, future, broadcast).
+const RESERVED_PER_SUBNET: u32 = 5;
+
+/// Free addresses of a subnet (in-use addresses arrive with instances).
+pub fn available_ips(cidr: &str) -> u32 {
+    let bits: u32 = cidr.rsplit_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(32);
+    (1u32 << (32 - bits.min(32))).saturating_sub(RESERVED_PER_SUBNET)
+}
+
+fn hex8() -> String {
+    let id = ResourceKind::Vpc.new_id();
+    id[4..12].to_string()
+}
+
+/// Creates the default VPC, subnets and security group of an account in a region, once.
+pub fn ensure_defaults(txn: &mut dyn MetaTxn, account: &str, region: &RegionSpec) -> CoreResult<()> {
+    let marker = format!("defaults/{account}/{}", region.name);
+    if txn.setting(&marker)?.is_some() {
+        return Ok(());
+    }
+    let ctx = Ctx { account: account.to_string(), region: region.name.clone() };
+    let mut vpc = Item::new(
+        &ctx,
+        None,
+        String::new(),
+        vec![],
+        VpcData {
+            cidr_block: "172.31.0.0/16".into(),
+            is_default: true,
+            dhcp_options_id: format!("dopt-{}", hex8()),
+            cidr_association_id: format!("vpc-cidr-assoc-{}", hex8()),
+        },
+    );
+    vpc.insert(txn)?;
+    // Sixteen /20s fit in the /16; zones beyond that get no default subnet.
+    for (i, zone) in region.zones.iter().enumerate().take(16) {
+        let mut subnet = Item::new(
+            &ctx,
+            None,
+            vpc.id.clone(),
+            vec![],
+            SubnetData {
+                vpc_id: vpc.id.clone(),
+                cidr_block: format!("172.31.{}.0/20", i * 16),
+                availability_zone: zone.clone(),
+                availability_zone_id: zone_id(&region.name, i),
+                default_for_az: true,
+                map_public_ip_on_launch: true,
+            },
+        );
+        subnet.insert(txn)?;
+    }
+    security_groups::create_default_group(txn, &ctx, &vpc.id)?;
+    txn.set_setting(&marker, &vpc.id)?;
+    Ok(())
+}
+
+/// The caller's default VPC in its region.
+pub fn default_vpc(txn: &mut dyn MetaTxn, ctx: &Ctx) -> CoreResult<Option<Item<VpcData>>> {
+    Ok(item::list::<VpcData>(txn, ctx, None)?.into_iter().find(|v| v.data.is_default))
+}
+
+/// The ARN of a subnet, as EC2 reports it.
+pub fn subnet_arn(item: &Item<SubnetData>) -> String {
+    format!("arn:aws:ec2:{}:{}:subnet/{}", item.region, item.account, item.id)
+}
+
+impl Kiln {
+    /// `DescribeVpcs`.
+    pub fn describe_vpcs(&self, ctx: &Ctx, ids: &[String], filters: &[Filter], page: &Page) -> CoreResult<(Vec<Item<VpcData>>, Option<String>)> {
+        let mut txn = self.store.begin()?;
+        let vpcs = item::select_ids(item::list::<VpcData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Vpc)?;
+        drop(txn);
+        let vpcs = apply(vpcs, filters, |v, name| match name {
+            "vpc-id" => Some(s(&v.id)),
+            "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => Some(s(&v.data.cidr_block)),
+            "cidr-block-association.association-id" => Some(s(&v.data.cidr_association_id)),
+            "cidr-block-association.state" | "state" => Some(s(if name == "state" { "available" } else { "associated" })),
+            "dhcp-options-id" => Some(s(&v.data.dhcp_options_id)),
+            "is-default" | "isDefault" => Some(b(v.data.is_default)),
+            "owner-id" => Some(s(&v.account)),
+            "instance-tenancy" => Some(s("default")),
+            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-cidr-block-association.association-id" | "ipv6-cidr-block-association.state" => {
+                Some(vec![])
+            }
+            _ => None,
+        })?;
+        paginate(vpcs, page, |v| v.seq)
+    }
+
+    /// `DescribeSubnets`.
+    pub fn describe_subnets(&self, ctx: &Ctx, ids: &[String], filters: &[Filter], page: &Page) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
+        let mut txn = self.store.begin()?;
+        let subnets = item::select_ids(item::list::<SubnetData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Subnet)?;
+        drop(txn);
+        let subnets = apply(subnets, filters, |n, name| match name {
+            "subnet-id" => Some(s(&n.id)),
+            "subnet-arn" => Some(s(&subnet_arn(n))),
+            "vpc-id" => Some(s(&n.data.vpc_id)),
+            "cidr-block" | "cidr" | "cidrBlock" => Some(s(&n.data.cidr_block)),
+            "availability-zone" | "availabilityZone" => Some(s(&n.data.availability_zone)),
+            "availability-zone-id" | "availabilityZoneId" => Some(s(&n.data.availability_zone_id)),
+            "available-ip-address-count" => Some(s(&available_ips(&n.data.cidr_block).to_string())),
+            "default-for-az" | "defaultForAz" => Some(b(n.data.default_for_az)),
+            "map-public-ip-on-launch" => Some(b(n.data.map_public_ip_on_launch)),
+            "owner-id" => Some(s(&n.account)),
+            "state" => Some(s("available")),
+            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-native" => Some(if name == "ipv6-native" { b(false) } else { vec![] }),
+            _ => None,
+        })?;
+        paginate(subnets, page, |n| n.seq)
+    }
+
+    /// Resolves a VPC id of the caller (or its default VPC when none is given).
+    pub fn resolve_vpc(&self, txn: &mut dyn MetaTxn, ctx: &Ctx, vpc_id: Option<&str>) -> CoreResult<Item<VpcData>> {
+        match vpc_id {
+            Some(id) => item::get::<VpcData>(txn, ctx, id),
+            None => default_vpc(txn, ctx)?.ok_or_else(|| CoreError::InvalidParameterValue("No default VPC for this user".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_sizes() {
+        assert_eq!(available_ips("172.31.0.0/20"), 4091);
+        assert_eq!(available_ips("10.0.0.0/28"), 11);
+    }
+}

@@ -1,0 +1,265 @@
+//! The embedded SQLite implementation of [`MetaStore`].
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{AccessKeyRow, AccountRow, MetaError, MetaStore, MetaTxn, Query, Record};
+
+/// Numbered migrations; entry N brings the schema from version N to N+1. Never edit a
+/// released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, keys, resources.
+    "CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+     );
+     CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        secret TEXT NOT NULL
+     );
+     CREATE INDEX access_keys_account ON access_keys(account_id);
+     CREATE TABLE resources (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        account TEXT NOT NULL,
+        region TEXT NOT NULL,
+        name TEXT,
+        scope TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        body TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX resources_name ON resources(kind, account, region, scope, name) WHERE name IS NOT NULL;
+     CREATE INDEX resources_owner ON resources(account, region, kind);
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+/// Metadata in one SQLite file (or in memory, for tests).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db(e: rusqlite::Error) -> MetaError {
+    MetaError::Db(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, MetaError> {
+        let conn = Connection::open(path).map_err(db)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database.
+    pub fn in_memory() -> Result<Self, MetaError> {
+        Self::init(Connection::open_in_memory().map_err(db)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, MetaError> {
+        // WAL keeps readers off writers' backs; FULL makes each commit durable on its own.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+        migrate(&conn)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), MetaError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(MetaError::TooNew { found: current, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        // Each step and its version bump commit together, so a crash mid-migration retries it.
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            db(e)
+        })?;
+    }
+    Ok(())
+}
+
+impl MetaStore for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn MetaTxn + '_>, MetaError> {
+        // A poisoned lock only means another request panicked; the connection itself is fine
+        // because that transaction was rolled back by its guard's drop.
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        Ok(Box::new(SqliteTxn { conn, open: true }))
+    }
+}
+
+struct SqliteTxn<'a> {
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+}
+
+impl Drop for SqliteTxn<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+const RECORD_COLUMNS: &str = "seq, id, kind, account, region, name, scope, created_at, tags, body";
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, MetaError>> {
+    let id: String = row.get(1)?;
+    let kind: String = row.get(2)?;
+    let tags: String = row.get(8)?;
+    let body: String = row.get(9)?;
+    let corrupt = |reason: String| MetaError::Corrupt { id: id.clone(), reason };
+    let Some(kind) = kiln_types::ResourceKind::from_tag_type(&kind) else {
+        return Ok(Err(corrupt(format!("unknown kind {kind}"))));
+    };
+    let tags = match serde_json::from_str(&tags) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(corrupt(e.to_string()))),
+    };
+    let body = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(corrupt(e.to_string()))),
+    };
+    Ok(Ok(Record {
+        seq: row.get(0)?,
+        id: id.clone(),
+        kind,
+        account: row.get(3)?,
+        region: row.get(4)?,
+        name: row.get(5)?,
+        scope: row.get(6)?,
+        created_at: row.get(7)?,
+        tags,
+        body,
+    }))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl MetaTxn for SqliteTxn<'_> {
+    fn get(&mut self, id: &str) -> Result<Option<Record>, MetaError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM resources WHERE id = ?1");
+        self.conn.query_row(&sql, [id], row_to_record).optional().map_err(db)?.transpose()
+    }
+
+    fn find(&mut self, q: &Query<'_>) -> Result<Vec<Record>, MetaError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM resources
+             WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR account = ?2) AND (?3 IS NULL OR region = ?3)
+               AND (?4 IS NULL OR name = ?4) AND (?5 IS NULL OR scope = ?5)
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(params![q.kind.map(|k| k.as_str()), q.account, q.region, q.name, q.scope], row_to_record)
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(db)??);
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self, rec: &Record) -> Result<i64, MetaError> {
+        let tags = serde_json::to_string(&rec.tags).map_err(|e| MetaError::Db(e.to_string()))?;
+        let body = serde_json::to_string(&rec.body).map_err(|e| MetaError::Db(e.to_string()))?;
+        self.conn
+            .execute(
+                "INSERT INTO resources (id, kind, account, region, name, scope, created_at, tags, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![rec.id, rec.kind.as_str(), rec.account, rec.region, rec.name, rec.scope, rec.created_at, tags, body],
+            )
+            .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(rec.id.clone()) } else { db(e) })?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn update(&mut self, rec: &Record) -> Result<(), MetaError> {
+        let tags = serde_json::to_string(&rec.tags).map_err(|e| MetaError::Db(e.to_string()))?;
+        let body = serde_json::to_string(&rec.body).map_err(|e| MetaError::Db(e.to_string()))?;
+        let n = self
+            .conn
+            .execute("UPDATE resources SET tags = ?2, body = ?3 WHERE id = ?1", params![rec.id, tags, body])
+            .map_err(db)?;
+        if n == 0 {
+            return Err(MetaError::Db(format!("update of missing record {}", rec.id)));
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str) -> Result<bool, MetaError> {
+        Ok(self.conn.execute("DELETE FROM resources WHERE id = ?1", [id]).map_err(db)? > 0)
+    }
+
+    fn insert_account(&mut self, a: &AccountRow) -> Result<(), MetaError> {
+        self.conn
+            .execute("INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)", params![a.id, a.name, a.created_at])
+            .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(format!("account {} ({})", a.id, a.name)) } else { db(e) })?;
+        Ok(())
+    }
+
+    fn accounts(&mut self) -> Result<Vec<AccountRow>, MetaError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY rowid").map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| Ok(AccountRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn insert_access_key(&mut self, k: &AccessKeyRow) -> Result<(), MetaError> {
+        self.conn
+            .execute("INSERT INTO access_keys (id, account_id, secret) VALUES (?1, ?2, ?3)", params![k.id, k.account_id, k.secret])
+            .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(format!("access key {}", k.id)) } else { db(e) })?;
+        Ok(())
+    }
+
+    fn access_key(&mut self, id: &str) -> Result<Option<AccessKeyRow>, MetaError> {
+        self.conn
+            .query_row("SELECT id, account_id, secret FROM access_keys WHERE id = ?1", [id], |r| {
+                Ok(AccessKeyRow { id: r.get(0)?, account_id: r.get(1)?, secret: r.get(2)? })
+            })
+            .optional()
+            .map_err(db)
+    }
+
+    fn access_keys(&mut self, account_id: &str) -> Result<Vec<AccessKeyRow>, MetaError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, account_id, secret FROM access_keys WHERE account_id = ?1 ORDER BY rowid").map_err(db)?;
+        let rows = stmt
+            .query_map([account_id], |r| Ok(AccessKeyRow { id: r.get(0)?, account_id: r.get(1)?, secret: r.get(2)? }))
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn setting(&mut self, key: &str) -> Result<Option<String>, MetaError> {
+        self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<(), MetaError> {
+        self.conn
+            .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), MetaError> {
+        self.conn.execute_batch("COMMIT").map_err(db)?;
+        self.open = false;
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! Configuration: one strict TOML tree, defaults named, validated once at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use kiln_core::accounts::DeclaredAccount;
+use kiln_core::catalogue::Catalogue;
+use kiln_core::RegionSpec;
+use kiln_types::AccountId;
+use serde::Deserialize;
+
+/// The port Kiln listens on by default (OpenStack's historical EC2 API port).
+pub const DEFAULT_PORT: u16 = 8773;
+
+/// Whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8773`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where Kiln keeps its state. Default `$KILN_DATA_DIR`, else `$HOME/.local/share/kiln`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Host name reported as every region's endpoint. Default: the listen address.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Largest accepted request body, bytes. Default 4 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Regions and zones; replaces the default set when given.
+    #[serde(default = "default_regions")]
+    pub regions: Vec<RegionConfig>,
+    /// Accounts with fixed ids and keys, created at start-up if absent.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    /// Hourly price overrides: `[prices.us-east-1] "t3.micro" = 0.0104`.
+    #[serde(default)]
+    pub prices: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// One `[[regions]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name, e.g. `eu-west-2`.
+    pub name: String,
+    /// Zone names, e.g. `["eu-west-2a", "eu-west-2b"]`.
+    pub zones: Vec<String>,
+    /// Multiplier for catalogue prices in this region. Default 1.0.
+    #[serde(default = "one")]
+    pub price_factor: f64,
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// 12-digit account id.
+    pub id: String,
+    /// Unique account name.
+    pub name: String,
+    /// Access keys of the account.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyConfig>,
+}
+
+/// One access key of a configured account.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyConfig {
+    /// Access key id.
+    pub id: String,
+    /// Secret access key.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AccessKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyConfig").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
+}
+
+fn default_max_body() -> usize {
+    4 << 20
+}
+
+/// `$KILN_DATA_DIR`, else `$HOME/.local/share/kiln`, else `./kiln-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KILN_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => Path::new(&h).join(".local/share/kiln"),
+        None => PathBuf::from("kiln-data"),
+    }
+}
+
+fn default_regions() -> Vec<RegionConfig> {
+    ["us-east-1", "us-west-2", "eu-west-1"]
+        .iter()
+        .zip([1.0, 1.0, 1.1])
+        .map(|(r, f)| RegionConfig { name: r.to_string(), zones: ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(), price_factor: f })
+        .collect()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty configuration is valid")
+    }
+}
+
+impl Config {
+    /// Reads and validates a file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let config: Config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the cross-field rules serde cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.regions.is_empty() {
+            bail!("at least one region must be configured");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.regions {
+            if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                bail!("region name {:?} must be lowercase letters, digits and dashes", r.name);
+            }
+            if !seen.insert(r.name.clone()) {
+                bail!("region {} is configured twice", r.name);
+            }
+            if r.zones.is_empty() {
+                bail!("region {} needs at least one zone", r.name);
+            }
+            for z in &r.zones {
+                if !z.starts_with(&r.name) {
+                    bail!("zone {z} must start with its region's name {}", r.name);
+                }
+            }
+            if !(r.price_factor.is_finite() && r.price_factor > 0.0) {
+                bail!("region {} has an invalid price_factor", r.name);
+            }
+        }
+        for a in &self.accounts {
+            AccountId::parse(&a.id).with_context(|| format!("account {}", a.name))?;
+            for k in &a.access_keys {
+                if k.id.len() < 16 || k.secret.is_empty() {
+                    bail!("account {}: access key ids need at least 16 characters and a secret", a.name);
+                }
+            }
+        }
+        for (region, types) in &self.prices {
+            if !self.regions.iter().any(|r| &r.name == region) {
+                bail!("prices given for unknown region {region}");
+            }
+            let catalogue = Catalogue::default();
+            for (t, p) in types {
+                if catalogue.get(t).is_none() {
+                    bail!("prices given for unknown instance type {t}");
+                }
+                if !(p.is_finite() && *p >= 0.0) {
+                    bail!("price of {t} in {region} is invalid");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Regions in core's terms.
+    pub fn region_specs(&self) -> Vec<RegionSpec> {
+        self.regions.iter().map(|r| RegionSpec { name: r.name.clone(), zones: r.zones.clone(), price_factor: r.price_factor }).collect()
+    }
+
+    /// Accounts in core's terms.
+    pub fn declared_accounts(&self) -> anyhow::Result<Vec<DeclaredAccount>> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                Ok(DeclaredAccount {
+                    id: AccountId::parse(&a.id)?,
+                    name: a.name.clone(),
+                    access_keys: a.access_keys.iter().map(|k| (k.id.clone(), k.secret.clone())).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The catalogue with configured price overrides.
+    pub fn catalogue(&self) -> Catalogue {
+        let mut c = Catalogue::default();
+        for (region, types) in &self.prices {
+            for (t, p) in types {
+                c.price_overrides.insert((region.clone(), t.clone()), *p);
+            }
+        }
+        c
+    }
+
+    /// The endpoint host reported by `DescribeRegions`.
+    pub fn endpoint_host(&self) -> String {
+        self.endpoint.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_has_three_regions_with_three_zones() {
+        let c = Config::default();
+        assert_eq!(c.listen.port(), DEFAULT_PORT);
+        assert_eq!(c.regions.len(), 3);
+        assert!(c.regions.iter().all(|r| r.zones.len() == 3));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn documented_shapes_parse() {
+        let c: Config = toml::from_str(
+            r#"
+            [[regions]]
+            name = "eu-west-2"
+            zones = ["eu-west-2a", "eu-west-2b"]
+
+            [[accounts]]
+            id = "111122223333"
+            name = "team-a"
+            access_keys = [{ id = "AKIAEXAMPLETEAMA0001", secret = "team-a-secret" }]
+
+            [prices.eu-west-2]
+            "t3.micro" = 0.02
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.regions[0].zones.len(), 2);
+        assert_eq!(c.declared_accounts().unwrap()[0].access_keys[0].0, "AKIAEXAMPLETEAMA0001");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let bad_zone: Config = toml::from_str("[[regions]]\nname = \"eu-west-2\"\nzones = [\"us-east-1a\"]").unwrap();
+        assert!(bad_zone.validate().is_err());
+        let bad_account: Config = toml::from_str("[[accounts]]\nid = \"12\"\nname = \"x\"").unwrap();
+        assert!(bad_account.validate().is_err());
+        let bad_price: Config = toml::from_str("[prices.us-east-1]\n\"t9.huge\" = 1.0").unwrap();
+        assert!(bad_price.validate().is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c: Config = toml::from_str("[[accounts]]\nid = \"111122223333\"\nname = \"a\"\naccess_keys = [{ id = \"AKIAEXAMPLETEAMA0001\", secret = \"hunter2\" }]").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,174 @@
+//! The one place errors become EC2 wire errors: `(HTTP status, Code, Message)`.
+
+use kiln_core::CoreError;
+use kiln_ec2::sigv4::SigV4Error;
+use kiln_ec2::ProtocolError;
+use kiln_types::ResourceKind;
+
+/// Everything a request can fail with, from any layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Signature missing, malformed, wrong or stale.
+    #[error(transparent)]
+    SigV4(#[from] SigV4Error),
+    /// The access key id is not known.
+    #[error("unknown access key")]
+    UnknownAccessKey,
+    /// The credential scope names a region this server does not have.
+    #[error("unknown region {0}")]
+    UnknownRegion(String),
+    /// The credential scope names another service.
+    #[error("wrong service {0}")]
+    WrongService(String),
+    /// The request could not be decoded.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A use case refused or failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// `DryRun=true` and the call would have succeeded.
+    #[error("dry run")]
+    DryRun,
+    /// The body exceeded the configured limit.
+    #[error("body too large")]
+    BodyTooLarge(usize),
+    /// Anything else; details go to the log, not the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// A rendered wire error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// HTTP status.
+    pub status: u16,
+    /// EC2 error code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+}
+
+fn w(status: u16, code: &str, message: impl Into<String>) -> WireError {
+    WireError { status, code: code.to_string(), message: message.into() }
+}
+
+fn not_found_code(kind: ResourceKind) -> (&'static str, &'static str) {
+    match kind {
+        ResourceKind::KeyPair => ("InvalidKeyPair.NotFound", "key pair"),
+        ResourceKind::Vpc => ("InvalidVpcID.NotFound", "vpc ID"),
+        ResourceKind::Subnet => ("InvalidSubnetID.NotFound", "subnet ID"),
+        ResourceKind::SecurityGroup => ("InvalidGroup.NotFound", "security group"),
+        ResourceKind::SecurityGroupRule => ("InvalidSecurityGroupRuleId.NotFound", "security group rule ID"),
+    }
+}
+
+fn malformed_code(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::KeyPair => "InvalidKeyPair.Malformed",
+        ResourceKind::Vpc => "InvalidVpcID.Malformed",
+        ResourceKind::Subnet => "InvalidSubnetID.Malformed",
+        ResourceKind::SecurityGroup => "InvalidGroupId.Malformed",
+        ResourceKind::SecurityGroupRule => "InvalidSecurityGroupRuleId.Malformed",
+    }
+}
+
+/// Maps any error to its EC2 code. Internal errors never leak their detail.
+pub fn to_wire(e: &ApiError) -> WireError {
+    match e {
+        ApiError::SigV4(s) => match s {
+            SigV4Error::Missing => w(401, "MissingAuthenticationToken", "Request is missing Authentication Token"),
+            SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm(_) => w(400, "IncompleteSignature", s.to_string()),
+            SigV4Error::SignatureMismatch | SigV4Error::ScopeMismatch(_) => w(403, "SignatureDoesNotMatch", s.to_string()),
+            SigV4Error::Expired(_) => w(400, "RequestExpired", s.to_string()),
+        },
+        ApiError::UnknownAccessKey => w(401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
+        ApiError::UnknownRegion(r) => w(401, "AuthFailure", format!("Credential should be scoped to a valid region, not '{r}'.")),
+        ApiError::WrongService(s) => w(401, "AuthFailure", format!("Credential should be scoped to correct service: 'ec2', not '{s}'.")),
+        ApiError::Protocol(p) => match p {
+            ProtocolError::MissingAction => w(400, "MissingAction", p.to_string()),
+            ProtocolError::InvalidAction(_) => w(400, "InvalidAction", p.to_string()),
+            ProtocolError::Unsupported(_) => w(400, "UnsupportedOperation", p.to_string()),
+            ProtocolError::UnsupportedVersion(_) => w(400, "InvalidParameterValue", p.to_string()),
+            ProtocolError::MissingParameter(_) => w(400, "MissingParameter", p.to_string()),
+            ProtocolError::InvalidValue { .. } | ProtocolError::TooManyParameters => w(400, "InvalidParameterValue", p.to_string()),
+            ProtocolError::InvalidCombination(_) => w(400, "InvalidParameterCombination", p.to_string()),
+        },
+        ApiError::Core(c) => core_to_wire(c),
+        ApiError::DryRun => w(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."),
+        ApiError::BodyTooLarge(limit) => w(413, "InvalidParameterValue", format!("The request body exceeds the limit of {limit} bytes.")),
+        ApiError::Internal(_) => w(500, "InternalError", "An internal error has occurred"),
+    }
+}
+
+fn core_to_wire(c: &CoreError) -> WireError {
+    let m = c.to_string();
+    match c {
+        CoreError::NotFound { kind, id } => {
+            let (code, noun) = not_found_code(*kind);
+            match kind {
+                ResourceKind::KeyPair if id.starts_with("key-") => w(400, code, format!("The key pair ID '{id}' does not exist")),
+                _ => w(400, code, format!("The {noun} '{id}' does not exist")),
+            }
+        }
+        CoreError::GroupNameNotFound { .. } => w(400, "InvalidGroup.NotFound", m),
+        CoreError::Malformed { kind, .. } => w(400, malformed_code(*kind), m),
+        CoreError::InvalidId(_) => w(400, "InvalidID", m),
+        CoreError::Duplicate { kind, name, scope } => match kind {
+            ResourceKind::KeyPair if scope == "account" => w(400, "InvalidParameterValue", format!("An account named '{name}' already exists.")),
+            ResourceKind::KeyPair => w(400, "InvalidKeyPair.Duplicate", format!("The keypair '{name}' already exists.")),
+            ResourceKind::SecurityGroup => {
+                w(400, "InvalidGroup.Duplicate", format!("The security group '{name}' already exists for VPC '{scope}'"))
+            }
+            other => w(400, "InvalidParameterValue", format!("A {other} named '{name}' already exists.")),
+        },
+        CoreError::KeyFormat(_) => w(400, "InvalidKeyPair.Format", m),
+        CoreError::InvalidParameterValue(_) | CoreError::InvalidFilter(_) => w(400, "InvalidParameterValue", m),
+        CoreError::InvalidParameterCombination(_) => w(400, "InvalidParameterCombination", m),
+        CoreError::MissingParameter(_) => w(400, "MissingParameter", m),
+        CoreError::InvalidNextToken(_) => w(400, "InvalidPaginationToken", m),
+        CoreError::TagLimitExceeded => w(400, "TagLimitExceeded", m),
+        CoreError::PermissionDuplicate(_) => w(400, "InvalidPermission.Duplicate", m),
+        CoreError::PermissionNotFound => w(400, "InvalidPermission.NotFound", m),
+        CoreError::PermissionMalformed(_) => w(400, "InvalidPermission.Malformed", m),
+        CoreError::RulesPerGroupLimitExceeded => w(400, "RulesPerSecurityGroupLimitExceeded", m),
+        CoreError::CannotDelete(_) => w(400, "CannotDelete", m),
+        CoreError::DependencyViolation(_) => w(400, "DependencyViolation", m),
+        CoreError::InvalidInstanceType(_) => w(400, "InvalidInstanceType", m),
+        CoreError::Meta(_) | CoreError::Internal(_) => w(500, "InternalError", "An internal error has occurred"),
+    }
+}
+
+impl ApiError {
+    /// True for errors that are the server's fault and must be logged.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, ApiError::Internal(_) | ApiError::Core(CoreError::Meta(_) | CoreError::Internal(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_ec2() {
+        let nf = ApiError::Core(CoreError::NotFound { kind: ResourceKind::KeyPair, id: "nope".into() });
+        assert_eq!(to_wire(&nf), w(400, "InvalidKeyPair.NotFound", "The key pair 'nope' does not exist"));
+        let mal = ApiError::Core(CoreError::Malformed { kind: ResourceKind::SecurityGroup, id: "x".into() });
+        assert_eq!(to_wire(&mal).code, "InvalidGroupId.Malformed");
+        assert_eq!(to_wire(&ApiError::DryRun).status, 412);
+        assert_eq!(to_wire(&ApiError::UnknownAccessKey).code, "AuthFailure");
+        assert_eq!(to_wire(&ApiError::SigV4(SigV4Error::SignatureMismatch)).code, "SignatureDoesNotMatch");
+        assert_eq!(to_wire(&ApiError::SigV4(SigV4Error::Expired("x".into()))).code, "RequestExpired");
+        assert_eq!(to_wire(&ApiError::Protocol(ProtocolError::InvalidAction("X".into()))).code, "InvalidAction");
+        assert_eq!(to_wire(&ApiError::Protocol(ProtocolError::Unsupported("RunInstances".into()))).code, "UnsupportedOperation");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let e = ApiError::Core(CoreError::Internal("secret path /var/lib/x".into()));
+        let wire = to_wire(&e);
+        assert_eq!(wire.code, "InternalError");
+        assert!(!wire.message.contains("/var/lib"));
+        assert!(e.is_internal());
+    }
+}

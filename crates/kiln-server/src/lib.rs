@@ -1,0 +1,94 @@
+//! Kiln's server: configuration, start-up, and the HTTP routes that carry EC2 Query requests
+//! to `kiln-core`. This is the only crate that meets both the wire and the domain.
+
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod http;
+pub mod render;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use kiln_core::accounts::NewAccount;
+use kiln_core::Kiln;
+use kiln_meta::SqliteStore;
+use tracing::info;
+
+pub use config::Config;
+
+/// File name of the metadata database inside the data directory.
+pub const META_FILE: &str = "meta.db";
+/// File name of the admin credentials inside the data directory.
+pub const CREDENTIALS_FILE: &str = "credentials";
+
+/// Opens the data directory and the service over it, applying configured accounts. Returns
+/// the admin account when this call created it.
+pub fn open(config: &Config) -> anyhow::Result<(Arc<Kiln>, Option<NewAccount>)> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let store = SqliteStore::open(&config.data_dir.join(META_FILE)).context("opening the metadata store")?;
+    let kiln = Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host());
+    let admin = kiln.bootstrap(&config.declared_accounts()?).context("applying configured accounts")?;
+    Ok((Arc::new(kiln), admin))
+}
+
+/// Writes a file atomically: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The AWS shared-credentials text for an account's key.
+pub fn credentials_text(profile: &str, account: &NewAccount) -> String {
+    format!(
+        "# Kiln account {} ({})\n[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        account.account.name, account.account.id, account.key.id, account.key.secret
+    )
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let (kiln, admin) = open(&config)?;
+    if let Some(admin) = admin {
+        let path = config.data_dir.join(CREDENTIALS_FILE);
+        write_atomic(&path, credentials_text("default", &admin).as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", path.display()))?;
+        info!(path = %path.display(), account = %admin.account.id, "created the admin account; its credentials are in this file");
+    }
+    let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,275 @@
+//! Shared identifiers and value types for Kiln. No I/O lives here.
+//!
+//! Resource ids follow today's EC2 shape: a kind prefix, a dash and 17 lowercase hex digits
+//! (`key-0123456789abcdef0`). The prefix alone tells which kind an id names, so tag and
+//! permission code can route an id without a lookup.
+
+use std::fmt;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Every kind of resource Kiln stores, with its EC2 id prefix and tag resource type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum ResourceKind {
+    /// An SSH key pair (`key-`).
+    KeyPair,
+    /// A VPC (`vpc-`).
+    Vpc,
+    /// A subnet of a VPC (`subnet-`).
+    Subnet,
+    /// A security group (`sg-`).
+    SecurityGroup,
+    /// One rule of a security group (`sgr-`).
+    SecurityGroupRule,
+}
+
+impl ResourceKind {
+    /// All kinds, for lookups by prefix or name.
+    pub const ALL: [ResourceKind; 5] = [
+        ResourceKind::KeyPair,
+        ResourceKind::Vpc,
+        ResourceKind::Subnet,
+        ResourceKind::SecurityGroup,
+        ResourceKind::SecurityGroupRule,
+    ];
+
+    /// The id prefix, without the dash.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ResourceKind::KeyPair => "key",
+            ResourceKind::Vpc => "vpc",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::SecurityGroup => "sg",
+            ResourceKind::SecurityGroupRule => "sgr",
+        }
+    }
+
+    /// The `resource-type` string EC2 uses in tags and `TagSpecification`.
+    pub fn tag_type(self) -> &'static str {
+        match self {
+            ResourceKind::KeyPair => "key-pair",
+            ResourceKind::Vpc => "vpc",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::SecurityGroup => "security-group",
+            ResourceKind::SecurityGroupRule => "security-group-rule",
+        }
+    }
+
+    /// Stable name used as the storage key for the kind.
+    pub fn as_str(self) -> &'static str {
+        self.tag_type()
+    }
+
+    /// Parses a storage name or tag resource type.
+    pub fn from_tag_type(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.tag_type() == s)
+    }
+
+    /// The kind an id names, judged by its prefix alone.
+    pub fn of_id(id: &str) -> Option<Self> {
+        let (prefix, _) = id.split_once('-')?;
+        Self::ALL.into_iter().find(|k| k.prefix() == prefix)
+    }
+
+    /// A fresh random id of this kind.
+    pub fn new_id(self) -> String {
+        let mut rng = rand::thread_rng();
+        let hex: String = (0..17)
+            .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+            .collect();
+        format!("{}-{}", self.prefix(), hex)
+    }
+
+    /// True when `id` has this kind's prefix followed by 8 or 17 lowercase hex digits.
+    pub fn is_well_formed(self, id: &str) -> bool {
+        match id.strip_prefix(self.prefix()).and_then(|r| r.strip_prefix('-')) {
+            Some(hex) => {
+                (hex.len() == 17 || hex.len() == 8)
+                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            }
+            None => false,
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag_type())
+    }
+}
+
+/// A 12-digit AWS-style account id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+/// An account id that is not exactly 12 ASCII digits.
+#[derive(Debug, thiserror::Error)]
+#[error("account id {0:?} must be exactly 12 digits")]
+pub struct BadAccountId(pub String);
+
+impl AccountId {
+    /// Validates and wraps a 12-digit id.
+    pub fn parse(s: &str) -> Result<Self, BadAccountId> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(s.to_string()))
+        } else {
+            Err(BadAccountId(s.to_string()))
+        }
+    }
+
+    /// A fresh random id that does not start with 0 (so it survives numeric round trips).
+    pub fn random() -> Self {
+        let mut rng = rand::thread_rng();
+        let first = rng.gen_range(1..10u8);
+        let rest: String = (0..11)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        AccountId(format!("{first}{rest}"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AccountId {
+    type Error = BadAccountId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        AccountId::parse(&s)
+    }
+}
+
+impl From<AccountId> for String {
+    fn from(a: AccountId) -> String {
+        a.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key/value tag as EC2 stores it: insertion order is kept by the owner's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Tag key (1..=128 characters).
+    pub key: String,
+    /// Tag value (0..=256 characters).
+    pub value: String,
+}
+
+/// Formats a timestamp the way EC2 writes `createTime` and friends.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_well_formed_and_routable() {
+        for kind in ResourceKind::ALL {
+            let id = kind.new_id();
+            assert!(kind.is_well_formed(&id), "{id}");
+            assert_eq!(ResourceKind::of_id(&id), Some(kind));
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        assert!(!ResourceKind::KeyPair.is_well_formed("key-XYZ"));
+        assert!(!ResourceKind::KeyPair.is_well_formed("sg-0123456789abcdef0"));
+        assert!(!ResourceKind::SecurityGroup.is_well_formed("sg-0123456789ABCDEF0"));
+        assert!(ResourceKind::SecurityGroup.is_well_formed("sg-0123abcd"));
+        assert_eq!(ResourceKind::of_id("nope"), None);
+    }
+
+    #[test]
+    fn account_ids_are_twelve_digits() {
+        assert!(AccountId::parse("111122223333").is_ok());
+        assert!(AccountId::parse("11112222333").is_err());
+        assert!(AccountId::parse("11112222333x").is_err());
+        let r = AccountId::random();
+        assert!(AccountId::parse(r.as_str()).is_ok());
+    }
+
+    #[test]
+    fn time_format_matches_ec2() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap();
+        assert_eq!(format_time(t), "2023-11-14T22:13:20.005Z");
+    }
+}
+
+/// One `Filter.N` of a Describe call: any value may match (values may use `*` and `?`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// Filter name, e.g. `tag:Name` or `group-name`.
+    pub name: String,
+    /// Accepted values; any one matching is enough.
+    pub values: Vec<String>,
+}
+
+/// A `TagSpecification`: tags to apply to a resource created by the same call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSpecification {
+    /// The resource type the tags are meant for (`key-pair`, `security-group`, …).
+    pub resource_type: String,
+    /// The tags, in the order given.
+    pub tags: Vec<Tag>,
+}
+
+/// `MaxResults`/`NextToken` of a paginated Describe call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Page size; `None` means everything.
+    pub max_results: Option<usize>,
+    /// Opaque token from the previous page.
+    pub next_token: Option<String>,
+}
+
+/// A security group peer named in an `IpPermission`'s `Groups` list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPeer {
+    /// Referenced group id.
+    pub group_id: Option<String>,
+    /// Referenced group name (default VPC only).
+    pub group_name: Option<String>,
+    /// Owner account of the referenced group.
+    pub user_id: Option<String>,
+    /// Rule description.
+    pub description: Option<String>,
+}
+
+/// A CIDR (or prefix list) peer with its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CidrPeer {
+    /// The CIDR block or prefix list id.
+    pub cidr: String,
+    /// Rule description.
+    pub description: Option<String>,
+}
+
+/// An `IpPermission` as a client sends it: one protocol/port range and any number of peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpPermission {
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `-1` or a protocol number.
+    pub ip_protocol: String,
+    /// Start of the port range (ICMP type).
+    pub from_port: Option<i64>,
+    /// End of the port range (ICMP code).
+    pub to_port: Option<i64>,
+    /// IPv4 CIDR peers.
+    pub ip_ranges: Vec<CidrPeer>,
+    /// IPv6 CIDR peers.
+    pub ipv6_ranges: Vec<CidrPeer>,
+    /// Security group peers.
+    pub groups: Vec<GroupPeer>,
+    /// Prefix list peers.
+    pub prefix_list_ids: Vec<CidrPeer>,
+}
