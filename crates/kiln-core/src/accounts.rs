@@ -61,16 +61,18 @@ impl Kiln {
                     )))
                 }
                 Some(_) => {}
-                None => txn.insert_account(&AccountRow { id: d.id.to_string(), name: d.name.clone(), created_at: crate::now() })?,
+                None => txn.insert_account(&AccountRow {
+                    id: d.id.to_string(),
+                    name: d.name.clone(),
+                    created_at: crate::now(),
+                })?,
             }
             for (key_id, secret) in &d.access_keys {
                 match txn.access_key(key_id)? {
                     Some(k) if k.account_id == d.id.as_str() && &k.secret == secret => {}
-                    Some(_) => {
-                        return Err(CoreError::InvalidParameterValue(format!(
-                            "configured access key {key_id} is already stored for another account or with another secret"
-                        )))
-                    }
+                    Some(_) => return Err(CoreError::InvalidParameterValue(format!(
+                        "configured access key {key_id} is already stored for another account or with another secret"
+                    ))),
                     None => txn.insert_access_key(&AccessKeyRow {
                         id: key_id.clone(),
                         account_id: d.id.to_string(),
@@ -81,7 +83,8 @@ impl Kiln {
         }
         let mut created = None;
         if txn.setting(ADMIN_KEY)?.is_none() {
-            let account = AccountRow { id: AccountId::random().to_string(), name: "admin".into(), created_at: crate::now() };
+            let account =
+                AccountRow { id: AccountId::random().to_string(), name: "admin".into(), created_at: crate::now() };
             txn.insert_account(&account)?;
             let key = new_access_key(&account.id);
             txn.insert_access_key(&key)?;
@@ -105,9 +108,14 @@ impl Kiln {
             )));
         }
         let mut txn = self.store.begin()?;
-        let account = AccountRow { id: AccountId::random().to_string(), name: name.to_string(), created_at: crate::now() };
+        let account =
+            AccountRow { id: AccountId::random().to_string(), name: name.to_string(), created_at: crate::now() };
         txn.insert_account(&account).map_err(|e| match e {
-            MetaError::Conflict(_) => CoreError::Duplicate { kind: kiln_types::ResourceKind::KeyPair, name: name.into(), scope: "account".into() },
+            MetaError::Conflict(_) => CoreError::Duplicate {
+                kind: kiln_types::ResourceKind::KeyPair,
+                name: name.into(),
+                scope: "account".into(),
+            },
             other => other.into(),
         })?;
         let key = new_access_key(&account.id);

@@ -198,7 +198,9 @@ fn type_filter(t: &InstanceType, name: &str) -> Option<Vec<String>> {
         "vcpu-info.default-cores" => s(&(t.vcpus / t.threads_per_core()).to_string()),
         "memory-info.size-in-mib" => s(&t.memory_mib.to_string()),
         "instance-storage-supported" => b(t.storage.is_some()),
-        "instance-storage-info.total-size-in-gb" => t.storage.map(|d| s(&(d.count * d.size_gb).to_string())).unwrap_or_default(),
+        "instance-storage-info.total-size-in-gb" => {
+            t.storage.map(|d| s(&(d.count * d.size_gb).to_string())).unwrap_or_default()
+        }
         "instance-storage-info.disk.type" => t.storage.map(|d| s(d.kind)).unwrap_or_default(),
         "network-info.network-performance" => s(t.network),
         "supported-root-device-type" => vec!["ebs".to_string(), "instance-store".to_string()],
@@ -221,7 +223,12 @@ impl Kiln {
     }
 
     /// `DescribeInstanceTypes`.
-    pub fn describe_instance_types(&self, names: &[String], filters: &[Filter], page: &Page) -> CoreResult<(Vec<InstanceType>, Option<String>)> {
+    pub fn describe_instance_types(
+        &self,
+        names: &[String],
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<InstanceType>, Option<String>)> {
         let unknown: Vec<String> = names.iter().filter(|n| self.catalogue.get(n).is_none()).cloned().collect();
         if !unknown.is_empty() {
             return Err(CoreError::InvalidInstanceType(unknown));
@@ -240,8 +247,15 @@ impl Kiln {
     }
 
     /// `DescribeInstanceTypeOfferings` for the caller's region.
-    pub fn describe_offerings(&self, ctx: &Ctx, location_type: &str, filters: &[Filter], page: &Page) -> CoreResult<(Vec<Offering>, Option<String>)> {
-        let spec = self.region(&ctx.region).ok_or_else(|| CoreError::Internal(format!("region {} vanished", ctx.region)))?;
+    pub fn describe_offerings(
+        &self,
+        ctx: &Ctx,
+        location_type: &str,
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<Offering>, Option<String>)> {
+        let spec =
+            self.region(&ctx.region).ok_or_else(|| CoreError::Internal(format!("region {} vanished", ctx.region)))?;
         let locations: Vec<String> = match location_type {
             "region" => vec![spec.name.clone()],
             "availability-zone" => spec.zones.clone(),

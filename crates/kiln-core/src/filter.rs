@@ -30,13 +30,13 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
                     ti += 1;
                     continue;
                 }
-                '\\' if pi + 1 < p.len() => {
-                    if p[pi + 1] == t[ti] {
-                        pi += 2;
-                        ti += 1;
-                        continue;
-                    }
+                '\\' if pi + 1 < p.len() && p[pi + 1] == t[ti] => {
+                    pi += 2;
+                    ti += 1;
+                    continue;
                 }
+                // An escape that does not match falls through to backtracking below.
+                '\\' if pi + 1 < p.len() => {}
                 c if c == t[ti] => {
                     pi += 1;
                     ti += 1;
@@ -88,7 +88,11 @@ pub fn apply<T>(
 }
 
 /// Like [`apply`] for values that are not stored items (regions, instance types).
-pub fn apply_by<T>(items: Vec<T>, filters: &[Filter], values_of: impl Fn(&T, &str) -> Option<Vec<String>>) -> CoreResult<Vec<T>> {
+pub fn apply_by<T>(
+    items: Vec<T>,
+    filters: &[Filter],
+    values_of: impl Fn(&T, &str) -> Option<Vec<String>>,
+) -> CoreResult<Vec<T>> {
     if filters.is_empty() {
         return Ok(items);
     }

@@ -58,12 +58,22 @@ impl Kiln {
     fn check_free(&self, ctx: &Ctx, name: &str) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         if item::by_name::<KeyPairData>(txn.as_mut(), ctx, "", name)?.is_some() {
-            return Err(CoreError::Duplicate { kind: ResourceKind::KeyPair, name: name.to_string(), scope: String::new() });
+            return Err(CoreError::Duplicate {
+                kind: ResourceKind::KeyPair,
+                name: name.to_string(),
+                scope: String::new(),
+            });
         }
         Ok(())
     }
 
-    fn store_key_pair(&self, ctx: &Ctx, name: &str, data: KeyPairData, specs: &[TagSpecification]) -> CoreResult<Item<KeyPairData>> {
+    fn store_key_pair(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        data: KeyPairData,
+        specs: &[TagSpecification],
+    ) -> CoreResult<Item<KeyPairData>> {
         let tags = tags::from_specs(specs, ResourceKind::KeyPair)?;
         let mut txn = self.store.begin()?;
         let mut kp = Item::new(ctx, Some(name.to_string()), String::new(), tags, data);
@@ -85,13 +95,17 @@ impl Kiln {
         let key_type = match key_type {
             None => KeyType::Rsa,
             Some(t) => KeyType::parse(t).ok_or_else(|| {
-                CoreError::InvalidParameterValue(format!("Value ({t}) for parameter keyType is invalid. Valid values: rsa, ed25519"))
+                CoreError::InvalidParameterValue(format!(
+                    "Value ({t}) for parameter keyType is invalid. Valid values: rsa, ed25519"
+                ))
             })?,
         };
         let format = match key_format {
             None => KeyFormat::Pem,
             Some(f) => KeyFormat::parse(f).ok_or_else(|| {
-                CoreError::InvalidParameterValue(format!("Value ({f}) for parameter keyFormat is invalid. Valid values: pem, ppk, openssh"))
+                CoreError::InvalidParameterValue(format!(
+                    "Value ({f}) for parameter keyFormat is invalid. Valid values: pem, ppk, openssh"
+                ))
             })?,
         };
         tags::from_specs(specs, ResourceKind::KeyPair)?;
@@ -113,7 +127,13 @@ impl Kiln {
     }
 
     /// `ImportKeyPair`.
-    pub fn import_key_pair(&self, ctx: &Ctx, name: &str, material: &[u8], specs: &[TagSpecification]) -> CoreResult<Item<KeyPairData>> {
+    pub fn import_key_pair(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        material: &[u8],
+        specs: &[TagSpecification],
+    ) -> CoreResult<Item<KeyPairData>> {
         check_name(name)?;
         let imported = keys::import(material).map_err(key_error)?;
         self.store_key_pair(
@@ -129,7 +149,13 @@ impl Kiln {
     }
 
     /// `DescribeKeyPairs`: every named key must exist.
-    pub fn describe_key_pairs(&self, ctx: &Ctx, names: &[String], ids: &[String], filters: &[Filter]) -> CoreResult<Vec<Item<KeyPairData>>> {
+    pub fn describe_key_pairs(
+        &self,
+        ctx: &Ctx,
+        names: &[String],
+        ids: &[String],
+        filters: &[Filter],
+    ) -> CoreResult<Vec<Item<KeyPairData>>> {
         let mut txn = self.store.begin()?;
         let all = item::list::<KeyPairData>(txn.as_mut(), ctx, None)?;
         drop(txn);

@@ -57,7 +57,12 @@ pub struct Kiln {
 
 impl Kiln {
     /// Creates the service over a store.
-    pub fn new(store: Arc<dyn MetaStore>, regions: Vec<RegionSpec>, catalogue: catalogue::Catalogue, endpoint_host: String) -> Self {
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        regions: Vec<RegionSpec>,
+        catalogue: catalogue::Catalogue,
+        endpoint_host: String,
+    ) -> Self {
         Kiln { store, regions, catalogue, endpoint_host }
     }
 

@@ -121,7 +121,13 @@ pub fn subnet_arn(item: &Item<SubnetData>) -> String {
 
 impl Kiln {
     /// `DescribeVpcs`.
-    pub fn describe_vpcs(&self, ctx: &Ctx, ids: &[String], filters: &[Filter], page: &Page) -> CoreResult<(Vec<Item<VpcData>>, Option<String>)> {
+    pub fn describe_vpcs(
+        &self,
+        ctx: &Ctx,
+        ids: &[String],
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<Item<VpcData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
         let vpcs = item::select_ids(item::list::<VpcData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Vpc)?;
         drop(txn);
@@ -129,21 +135,29 @@ impl Kiln {
             "vpc-id" => Some(s(&v.id)),
             "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => Some(s(&v.data.cidr_block)),
             "cidr-block-association.association-id" => Some(s(&v.data.cidr_association_id)),
-            "cidr-block-association.state" | "state" => Some(s(if name == "state" { "available" } else { "associated" })),
+            "cidr-block-association.state" | "state" => {
+                Some(s(if name == "state" { "available" } else { "associated" }))
+            }
             "dhcp-options-id" => Some(s(&v.data.dhcp_options_id)),
             "is-default" | "isDefault" => Some(b(v.data.is_default)),
             "owner-id" => Some(s(&v.account)),
             "instance-tenancy" => Some(s("default")),
-            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-cidr-block-association.association-id" | "ipv6-cidr-block-association.state" => {
-                Some(vec![])
-            }
+            "ipv6-cidr-block-association.ipv6-cidr-block"
+            | "ipv6-cidr-block-association.association-id"
+            | "ipv6-cidr-block-association.state" => Some(vec![]),
             _ => None,
         })?;
         paginate(vpcs, page, |v| v.seq)
     }
 
     /// `DescribeSubnets`.
-    pub fn describe_subnets(&self, ctx: &Ctx, ids: &[String], filters: &[Filter], page: &Page) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
+    pub fn describe_subnets(
+        &self,
+        ctx: &Ctx,
+        ids: &[String],
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
         let subnets = item::select_ids(item::list::<SubnetData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Subnet)?;
         drop(txn);
@@ -159,7 +173,9 @@ impl Kiln {
             "map-public-ip-on-launch" => Some(b(n.data.map_public_ip_on_launch)),
             "owner-id" => Some(s(&n.account)),
             "state" => Some(s("available")),
-            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-native" => Some(if name == "ipv6-native" { b(false) } else { vec![] }),
+            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-native" => {
+                Some(if name == "ipv6-native" { b(false) } else { vec![] })
+            }
             _ => None,
         })?;
         paginate(subnets, page, |n| n.seq)
@@ -169,7 +185,8 @@ impl Kiln {
     pub fn resolve_vpc(&self, txn: &mut dyn MetaTxn, ctx: &Ctx, vpc_id: Option<&str>) -> CoreResult<Item<VpcData>> {
         match vpc_id {
             Some(id) => item::get::<VpcData>(txn, ctx, id),
-            None => default_vpc(txn, ctx)?.ok_or_else(|| CoreError::InvalidParameterValue("No default VPC for this user".into())),
+            None => default_vpc(txn, ctx)?
+                .ok_or_else(|| CoreError::InvalidParameterValue("No default VPC for this user".into())),
         }
     }
 }

@@ -52,7 +52,8 @@ mod tests {
         let mut seen = Vec::new();
         let mut token = None;
         loop {
-            let (got, next) = paginate(items.clone(), &Page { max_results: Some(5), next_token: token }, |i| *i).unwrap();
+            let (got, next) =
+                paginate(items.clone(), &Page { max_results: Some(5), next_token: token }, |i| *i).unwrap();
             seen.extend(got);
             match next {
                 Some(t) => token = Some(t),
@@ -65,7 +66,10 @@ mod tests {
     #[test]
     fn garbage_tokens_are_refused() {
         for t in ["", "!!!", "djE6eA", "eHg"] {
-            assert!(paginate(vec![1i64], &Page { max_results: None, next_token: Some(t.into()) }, |i| *i).is_err(), "{t}");
+            assert!(
+                paginate(vec![1i64], &Page { max_results: None, next_token: Some(t.into()) }, |i| *i).is_err(),
+                "{t}"
+            );
         }
     }
 }

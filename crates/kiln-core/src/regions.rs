@@ -88,8 +88,15 @@ impl Kiln {
     }
 
     /// `DescribeAvailabilityZones` for the caller's region.
-    pub fn describe_zones(&self, ctx: &Ctx, names: &[String], ids: &[String], filters: &[Filter]) -> CoreResult<Vec<ZoneInfo>> {
-        let spec = self.region(&ctx.region).ok_or_else(|| CoreError::Internal(format!("region {} vanished", ctx.region)))?;
+    pub fn describe_zones(
+        &self,
+        ctx: &Ctx,
+        names: &[String],
+        ids: &[String],
+        filters: &[Filter],
+    ) -> CoreResult<Vec<ZoneInfo>> {
+        let spec =
+            self.region(&ctx.region).ok_or_else(|| CoreError::Internal(format!("region {} vanished", ctx.region)))?;
         let zones = zones_of(spec);
         for n in names {
             if !zones.iter().any(|z| &z.name == n) {

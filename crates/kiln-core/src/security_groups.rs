@@ -111,7 +111,12 @@ pub fn fold_permissions<'a>(rules: impl Iterator<Item = &'a Item<RuleData>>) -> 
         let idx = match out.iter().position(|p| p.ip_protocol == d.protocol && p.from_port == from && p.to_port == to) {
             Some(i) => i,
             None => {
-                out.push(IpPermission { ip_protocol: d.protocol.clone(), from_port: from, to_port: to, ..Default::default() });
+                out.push(IpPermission {
+                    ip_protocol: d.protocol.clone(),
+                    from_port: from,
+                    to_port: to,
+                    ..Default::default()
+                });
                 out.len() - 1
             }
         };
@@ -144,7 +149,11 @@ pub fn normalise_protocol(p: &str) -> CoreResult<String> {
         "-1" | "all" => "-1",
         other => match other.parse::<u8>() {
             Ok(n) => return Ok(n.to_string()),
-            Err(_) => return Err(CoreError::PermissionMalformed(format!("Invalid value '{p}' for IP protocol. Unknown protocol."))),
+            Err(_) => {
+                return Err(CoreError::PermissionMalformed(format!(
+                    "Invalid value '{p}' for IP protocol. Unknown protocol."
+                )))
+            }
         },
     };
     Ok(name.to_string())
@@ -171,7 +180,9 @@ fn ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> CoreResult<(i64,
             let f = from.unwrap_or(-1);
             let t = to.unwrap_or(-1);
             if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
-                return Err(CoreError::PermissionMalformed(format!("Invalid ICMP type/code ({f}, {t}): each must be -1..255.")));
+                return Err(CoreError::PermissionMalformed(format!(
+                    "Invalid ICMP type/code ({f}, {t}): each must be -1..255."
+                )));
             }
             Ok((f, t))
         }
@@ -182,7 +193,9 @@ fn ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> CoreResult<(i64,
 /// Validates an IPv4 CIDR (`a.b.c.d/n`).
 pub fn valid_cidr4(c: &str) -> bool {
     match c.split_once('/') {
-        Some((addr, len)) => addr.parse::<Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|n| n <= 32) && !len.starts_with('+'),
+        Some((addr, len)) => {
+            addr.parse::<Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|n| n <= 32) && !len.starts_with('+')
+        }
         None => false,
     }
 }
@@ -190,7 +203,9 @@ pub fn valid_cidr4(c: &str) -> bool {
 /// Validates an IPv6 CIDR.
 pub fn valid_cidr6(c: &str) -> bool {
     match c.split_once('/') {
-        Some((addr, len)) => addr.parse::<Ipv6Addr>().is_ok() && len.parse::<u8>().is_ok_and(|n| n <= 128) && !len.starts_with('+'),
+        Some((addr, len)) => {
+            addr.parse::<Ipv6Addr>().is_ok() && len.parse::<u8>().is_ok_and(|n| n <= 128) && !len.starts_with('+')
+        }
         None => false,
     }
 }
@@ -215,7 +230,11 @@ fn describe_rule(d: &RuleData) -> String {
 }
 
 fn same_rule(a: &RuleData, b: &RuleData) -> bool {
-    a.is_egress == b.is_egress && a.protocol == b.protocol && a.from_port == b.from_port && a.to_port == b.to_port && a.peer == b.peer
+    a.is_egress == b.is_egress
+        && a.protocol == b.protocol
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.peer == b.peer
 }
 
 /// Creates the `default` group of a VPC: all traffic in from its own members, all out.
@@ -252,7 +271,15 @@ fn insert_rule(
         None,
         group_id.to_string(),
         tags,
-        RuleData { group_id: group_id.to_string(), is_egress, protocol: protocol.to_string(), from_port, to_port, peer, description },
+        RuleData {
+            group_id: group_id.to_string(),
+            is_egress,
+            protocol: protocol.to_string(),
+            from_port,
+            to_port,
+            peer,
+            description,
+        },
     );
     rule.insert(txn)?;
     Ok(rule)
@@ -281,7 +308,13 @@ pub struct RuleTarget {
 }
 
 impl Kiln {
-    fn resolve_group(&self, txn: &mut dyn MetaTxn, ctx: &Ctx, id: Option<&str>, name: Option<&str>) -> CoreResult<Item<GroupData>> {
+    fn resolve_group(
+        &self,
+        txn: &mut dyn MetaTxn,
+        ctx: &Ctx,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> CoreResult<Item<GroupData>> {
         if let Some(id) = id {
             return item::get::<GroupData>(txn, ctx, id);
         }
@@ -305,7 +338,8 @@ impl Kiln {
             }
             (None, Some(name)) => {
                 let owner_ctx = Ctx { account: owner.clone(), region: ctx.region.clone() };
-                let scope = if owner == ctx.account { vpc_id.to_string() } else { self.resolve_vpc(txn, &owner_ctx, None)?.id };
+                let scope =
+                    if owner == ctx.account { vpc_id.to_string() } else { self.resolve_vpc(txn, &owner_ctx, None)?.id };
                 item::by_name::<GroupData>(txn, &owner_ctx, &scope, name)?
                     .ok_or_else(|| CoreError::GroupNameNotFound { name: name.clone(), vpc_id: scope.clone() })?
             }
@@ -317,7 +351,14 @@ impl Kiln {
     }
 
     /// Expands client permissions into one candidate rule per peer.
-    fn expand(&self, txn: &mut dyn MetaTxn, ctx: &Ctx, group: &Item<GroupData>, egress: bool, perms: &[IpPermission]) -> CoreResult<Vec<RuleData>> {
+    fn expand(
+        &self,
+        txn: &mut dyn MetaTxn,
+        ctx: &Ctx,
+        group: &Item<GroupData>,
+        egress: bool,
+        perms: &[IpPermission],
+    ) -> CoreResult<Vec<RuleData>> {
         let mut out = Vec::new();
         for p in perms {
             let protocol = normalise_protocol(&p.ip_protocol)?;
@@ -337,7 +378,10 @@ impl Kiln {
             }
             for r in &p.prefix_list_ids {
                 if !r.cidr.starts_with("pl-") {
-                    return Err(CoreError::InvalidParameterValue(format!("The prefix list ID '{}' is malformed", r.cidr)));
+                    return Err(CoreError::InvalidParameterValue(format!(
+                        "The prefix list ID '{}' is malformed",
+                        r.cidr
+                    )));
                 }
                 peers.push((Peer::PrefixList(r.cidr.clone()), r.description.clone()));
             }
@@ -345,7 +389,9 @@ impl Kiln {
                 peers.push((self.resolve_peer_group(txn, ctx, g, &group.data.vpc_id)?, g.description.clone()));
             }
             if peers.is_empty() {
-                return Err(CoreError::MissingParameter("IpPermissions.N.IpRanges, Ipv6Ranges, PrefixListIds or Groups".into()));
+                return Err(CoreError::MissingParameter(
+                    "IpPermissions.N.IpRanges, Ipv6Ranges, PrefixListIds or Groups".into(),
+                ));
             }
             for (peer, description) in peers {
                 check_description(&description)?;
@@ -373,7 +419,9 @@ impl Kiln {
         specs: &[TagSpecification],
     ) -> CoreResult<Item<GroupData>> {
         if name.chars().count() > 255 || description.chars().count() > 255 {
-            return Err(CoreError::InvalidParameterValue("Group name and description are limited to 255 characters".into()));
+            return Err(CoreError::InvalidParameterValue(
+                "Group name and description are limited to 255 characters".into(),
+            ));
         }
         if name.to_ascii_lowercase().starts_with("sg-") {
             return Err(CoreError::InvalidParameterValue("Group names may not be in the format sg-*".into()));
@@ -411,10 +459,16 @@ impl Kiln {
             )));
         }
         // Any other group's rule that names this one is a dependency, across accounts too.
-        let referencing = txn.find(&Query { kind: Some(ResourceKind::SecurityGroupRule), region: Some(&ctx.region), ..Default::default() })?;
+        let referencing = txn.find(&Query {
+            kind: Some(ResourceKind::SecurityGroupRule),
+            region: Some(&ctx.region),
+            ..Default::default()
+        })?;
         for rec in referencing {
             let rule = Item::<RuleData>::from_record(rec)?;
-            if rule.data.group_id != group.id && matches!(&rule.data.peer, Peer::Group { group_id, .. } if group_id == &group.id) {
+            if rule.data.group_id != group.id
+                && matches!(&rule.data.peer, Peer::Group { group_id, .. } if group_id == &group.id)
+            {
                 return Err(CoreError::DependencyViolation(group.id.clone()));
             }
         }
@@ -436,7 +490,8 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<SecurityGroup>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let mut groups = item::select_ids(item::list::<GroupData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroup)?;
+        let mut groups =
+            item::select_ids(item::list::<GroupData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroup)?;
         if !names.is_empty() {
             let vpc = self.resolve_vpc(txn.as_mut(), ctx, None)?;
             for n in names {
@@ -578,7 +633,8 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<Item<RuleData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let rules = item::select_ids(item::list::<RuleData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroupRule)?;
+        let rules =
+            item::select_ids(item::list::<RuleData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroupRule)?;
         drop(txn);
         let rules = apply(rules, filters, |r, name| match name {
             "group-id" => Some(s(&r.data.group_id)),

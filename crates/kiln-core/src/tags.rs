@@ -125,14 +125,22 @@ impl Kiln {
     }
 
     /// `DescribeTags`, ordered by resource creation then tag order.
-    pub fn describe_tags(&self, ctx: &Ctx, filters: &[Filter], page: &Page) -> CoreResult<(Vec<TagDescription>, Option<String>)> {
+    pub fn describe_tags(
+        &self,
+        ctx: &Ctx,
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<TagDescription>, Option<String>)> {
         for f in filters {
-            if !matches!(f.name.as_str(), "key" | "value" | "resource-id" | "resource-type") && !f.name.starts_with("tag:") {
+            if !matches!(f.name.as_str(), "key" | "value" | "resource-id" | "resource-type")
+                && !f.name.starts_with("tag:")
+            {
                 return Err(CoreError::InvalidFilter(f.name.clone()));
             }
         }
         let mut txn = self.store.begin()?;
-        let records = txn.find(&Query { account: Some(&ctx.account), region: Some(&ctx.region), ..Default::default() })?;
+        let records =
+            txn.find(&Query { account: Some(&ctx.account), region: Some(&ctx.region), ..Default::default() })?;
         drop(txn);
         let mut rows = Vec::new();
         for rec in records {
@@ -159,7 +167,12 @@ impl Kiln {
                     // Position = seq * 64 + index keeps a total order that survives between pages.
                     rows.push((
                         rec.seq * 64 + i as i64,
-                        TagDescription { resource_id: rec.id.clone(), resource_type: rec.kind, key: t.key.clone(), value: t.value.clone() },
+                        TagDescription {
+                            resource_id: rec.id.clone(),
+                            resource_type: rec.kind,
+                            key: t.key.clone(),
+                            value: t.value.clone(),
+                        },
                     ));
                 }
             }

@@ -19,28 +19,98 @@ pub struct Ec2Request {
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub enum Ec2Action {
-    DescribeRegions { region_names: Vec<String>, all_regions: bool, filters: Vec<Filter> },
-    DescribeAvailabilityZones { zone_names: Vec<String>, zone_ids: Vec<String>, all_zones: bool, filters: Vec<Filter> },
-    DescribeAccountAttributes { attribute_names: Vec<String> },
-    DescribeInstanceTypes { instance_types: Vec<String>, filters: Vec<Filter>, page: Page },
-    DescribeInstanceTypeOfferings { location_type: String, filters: Vec<Filter>, page: Page },
-    CreateKeyPair { key_name: String, key_type: Option<String>, key_format: Option<String>, tag_specs: Vec<TagSpecification> },
-    ImportKeyPair { key_name: String, public_key_material: Vec<u8>, tag_specs: Vec<TagSpecification> },
-    DescribeKeyPairs { key_names: Vec<String>, key_pair_ids: Vec<String>, filters: Vec<Filter>, include_public_key: bool },
-    DeleteKeyPair { key_name: Option<String>, key_pair_id: Option<String> },
-    DescribeVpcs { vpc_ids: Vec<String>, filters: Vec<Filter>, page: Page },
-    DescribeSubnets { subnet_ids: Vec<String>, filters: Vec<Filter>, page: Page },
-    CreateSecurityGroup { group_name: String, description: String, vpc_id: Option<String>, tag_specs: Vec<TagSpecification> },
-    DeleteSecurityGroup { group_id: Option<String>, group_name: Option<String> },
-    DescribeSecurityGroups { group_ids: Vec<String>, group_names: Vec<String>, filters: Vec<Filter>, page: Page },
+    DescribeRegions {
+        region_names: Vec<String>,
+        all_regions: bool,
+        filters: Vec<Filter>,
+    },
+    DescribeAvailabilityZones {
+        zone_names: Vec<String>,
+        zone_ids: Vec<String>,
+        all_zones: bool,
+        filters: Vec<Filter>,
+    },
+    DescribeAccountAttributes {
+        attribute_names: Vec<String>,
+    },
+    DescribeInstanceTypes {
+        instance_types: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    DescribeInstanceTypeOfferings {
+        location_type: String,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    CreateKeyPair {
+        key_name: String,
+        key_type: Option<String>,
+        key_format: Option<String>,
+        tag_specs: Vec<TagSpecification>,
+    },
+    ImportKeyPair {
+        key_name: String,
+        public_key_material: Vec<u8>,
+        tag_specs: Vec<TagSpecification>,
+    },
+    DescribeKeyPairs {
+        key_names: Vec<String>,
+        key_pair_ids: Vec<String>,
+        filters: Vec<Filter>,
+        include_public_key: bool,
+    },
+    DeleteKeyPair {
+        key_name: Option<String>,
+        key_pair_id: Option<String>,
+    },
+    DescribeVpcs {
+        vpc_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    DescribeSubnets {
+        subnet_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    CreateSecurityGroup {
+        group_name: String,
+        description: String,
+        vpc_id: Option<String>,
+        tag_specs: Vec<TagSpecification>,
+    },
+    DeleteSecurityGroup {
+        group_id: Option<String>,
+        group_name: Option<String>,
+    },
+    DescribeSecurityGroups {
+        group_ids: Vec<String>,
+        group_names: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
     AuthorizeSecurityGroupIngress(RuleChange),
     AuthorizeSecurityGroupEgress(RuleChange),
     RevokeSecurityGroupIngress(RuleChange),
     RevokeSecurityGroupEgress(RuleChange),
-    DescribeSecurityGroupRules { rule_ids: Vec<String>, filters: Vec<Filter>, page: Page },
-    CreateTags { resources: Vec<String>, tags: Vec<Tag> },
-    DeleteTags { resources: Vec<String>, tags: Vec<(String, Option<String>)> },
-    DescribeTags { filters: Vec<Filter>, page: Page },
+    DescribeSecurityGroupRules {
+        rule_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    CreateTags {
+        resources: Vec<String>,
+        tags: Vec<Tag>,
+    },
+    DeleteTags {
+        resources: Vec<String>,
+        tags: Vec<(String, Option<String>)>,
+    },
+    DescribeTags {
+        filters: Vec<Filter>,
+        page: Page,
+    },
 }
 
 /// The input shared by Authorize/Revoke SecurityGroup Ingress/Egress.
@@ -126,7 +196,10 @@ fn tags(p: &Params, prefix: &str) -> Result<Vec<Tag>, ProtocolError> {
         .into_iter()
         .map(|t| {
             Ok(Tag {
-                key: t.get("Key").ok_or_else(|| ProtocolError::MissingParameter(format!("{prefix}.N.Key")))?.to_string(),
+                key: t
+                    .get("Key")
+                    .ok_or_else(|| ProtocolError::MissingParameter(format!("{prefix}.N.Key")))?
+                    .to_string(),
                 value: t.get("Value").unwrap_or("").to_string(),
             })
         })
@@ -153,7 +226,10 @@ fn cidr_peers(p: &Params, list: &str, field: &str) -> Result<Vec<CidrPeer>, Prot
         .into_iter()
         .map(|r| {
             Ok(CidrPeer {
-                cidr: r.required(field).map_err(|_| ProtocolError::MissingParameter(format!("{list}.N.{field}")))?.to_string(),
+                cidr: r
+                    .required(field)
+                    .map_err(|_| ProtocolError::MissingParameter(format!("{list}.N.{field}")))?
+                    .to_string(),
                 description: r.string("Description"),
             })
         })
@@ -162,7 +238,10 @@ fn cidr_peers(p: &Params, list: &str, field: &str) -> Result<Vec<CidrPeer>, Prot
 
 fn permission(p: &Params) -> Result<IpPermission, ProtocolError> {
     Ok(IpPermission {
-        ip_protocol: p.required("IpProtocol").map_err(|_| ProtocolError::MissingParameter("IpPermissions.N.IpProtocol".into()))?.to_string(),
+        ip_protocol: p
+            .required("IpProtocol")
+            .map_err(|_| ProtocolError::MissingParameter("IpPermissions.N.IpProtocol".into()))?
+            .to_string(),
         from_port: p.int("FromPort")?,
         to_port: p.int("ToPort")?,
         ip_ranges: cidr_peers(p, "IpRanges", "CidrIp")?,
@@ -184,7 +263,8 @@ fn permission(p: &Params) -> Result<IpPermission, ProtocolError> {
 fn rule_change(p: &Params) -> Result<RuleChange, ProtocolError> {
     let mut permissions = p.structs("IpPermissions")?.iter().map(permission).collect::<Result<Vec<_>, _>>()?;
     // The legacy flat form (IpProtocol, CidrIp, SourceSecurityGroupName, ...) describes one permission.
-    let legacy_keys = ["IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupName", "SourceSecurityGroupOwnerId"];
+    let legacy_keys =
+        ["IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupName", "SourceSecurityGroupOwnerId"];
     if legacy_keys.iter().any(|k| p.get(k).is_some()) {
         if !permissions.is_empty() {
             return Err(ProtocolError::InvalidCombination(
@@ -242,7 +322,9 @@ impl Ec2Request {
                 all_zones: p.bool("AllAvailabilityZones")?.unwrap_or(false),
                 filters: p.filters()?,
             },
-            "DescribeAccountAttributes" => Ec2Action::DescribeAccountAttributes { attribute_names: p.strings("AttributeName")? },
+            "DescribeAccountAttributes" => {
+                Ec2Action::DescribeAccountAttributes { attribute_names: p.strings("AttributeName")? }
+            }
             "DescribeInstanceTypes" => Ec2Action::DescribeInstanceTypes {
                 instance_types: p.strings("InstanceType")?,
                 filters: p.filters()?,
@@ -266,7 +348,11 @@ impl Ec2Request {
                 let material = base64::engine::general_purpose::STANDARD
                     .decode(raw.trim())
                     .unwrap_or_else(|_| raw.as_bytes().to_vec());
-                Ec2Action::ImportKeyPair { key_name: p.required("KeyName")?.to_string(), public_key_material: material, tag_specs: tag_specs(p)? }
+                Ec2Action::ImportKeyPair {
+                    key_name: p.required("KeyName")?.to_string(),
+                    public_key_material: material,
+                    tag_specs: tag_specs(p)?,
+                }
             }
             "DescribeKeyPairs" => Ec2Action::DescribeKeyPairs {
                 key_names: p.strings("KeyName")?,
@@ -282,8 +368,14 @@ impl Ec2Request {
                 }
                 Ec2Action::DeleteKeyPair { key_name, key_pair_id }
             }
-            "DescribeVpcs" => Ec2Action::DescribeVpcs { vpc_ids: p.strings("VpcId")?, filters: p.filters()?, page: page(p, 5, 1000)? },
-            "DescribeSubnets" => Ec2Action::DescribeSubnets { subnet_ids: p.strings("SubnetId")?, filters: p.filters()?, page: page(p, 5, 1000)? },
+            "DescribeVpcs" => {
+                Ec2Action::DescribeVpcs { vpc_ids: p.strings("VpcId")?, filters: p.filters()?, page: page(p, 5, 1000)? }
+            }
+            "DescribeSubnets" => Ec2Action::DescribeSubnets {
+                subnet_ids: p.strings("SubnetId")?,
+                filters: p.filters()?,
+                page: page(p, 5, 1000)?,
+            },
             "CreateSecurityGroup" => Ec2Action::CreateSecurityGroup {
                 group_name: p.required("GroupName")?.to_string(),
                 description: p.required("GroupDescription")?.to_string(),
@@ -306,7 +398,12 @@ impl Ec2Request {
                         "The parameter groupIdSet cannot be used with the parameter maxResults".into(),
                     ));
                 }
-                Ec2Action::DescribeSecurityGroups { group_ids, group_names: p.strings("GroupName")?, filters: p.filters()?, page }
+                Ec2Action::DescribeSecurityGroups {
+                    group_ids,
+                    group_names: p.strings("GroupName")?,
+                    filters: p.filters()?,
+                    page,
+                }
             }
             "AuthorizeSecurityGroupIngress" => Ec2Action::AuthorizeSecurityGroupIngress(rule_change(p)?),
             "AuthorizeSecurityGroupEgress" => Ec2Action::AuthorizeSecurityGroupEgress(rule_change(p)?),
@@ -338,7 +435,9 @@ impl Ec2Request {
                     .into_iter()
                     .map(|t| {
                         Ok((
-                            t.get("Key").ok_or_else(|| ProtocolError::MissingParameter("Tag.N.Key".into()))?.to_string(),
+                            t.get("Key")
+                                .ok_or_else(|| ProtocolError::MissingParameter("Tag.N.Key".into()))?
+                                .to_string(),
                             t.string("Value"),
                         ))
                     })
@@ -373,14 +472,23 @@ mod tests {
     #[test]
     fn unknown_unbuilt_and_missing_actions_differ() {
         assert_eq!(parse("Action=Frobnicate"), Err(ProtocolError::InvalidAction("Frobnicate".into())));
-        assert_eq!(parse("Action=CreateVpnGateway&Type=ipsec.1"), Err(ProtocolError::Unsupported("CreateVpnGateway".into())));
+        assert_eq!(
+            parse("Action=CreateVpnGateway&Type=ipsec.1"),
+            Err(ProtocolError::Unsupported("CreateVpnGateway".into()))
+        );
         assert_eq!(parse("Version=2016-11-15"), Err(ProtocolError::MissingAction));
-        assert!(matches!(parse("Action=DescribeRegions&Version=2010-01-01"), Err(ProtocolError::UnsupportedVersion(_))));
+        assert!(matches!(
+            parse("Action=DescribeRegions&Version=2010-01-01"),
+            Err(ProtocolError::UnsupportedVersion(_))
+        ));
     }
 
     #[test]
     fn legacy_and_structured_permissions_decode_alike() {
-        let legacy = parse("Action=AuthorizeSecurityGroupIngress&GroupId=sg-1&IpProtocol=tcp&FromPort=22&ToPort=22&CidrIp=0.0.0.0/0").unwrap();
+        let legacy = parse(
+            "Action=AuthorizeSecurityGroupIngress&GroupId=sg-1&IpProtocol=tcp&FromPort=22&ToPort=22&CidrIp=0.0.0.0/0",
+        )
+        .unwrap();
         let structured = parse("Action=AuthorizeSecurityGroupIngress&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0").unwrap();
         assert_eq!(legacy, structured);
     }
@@ -401,7 +509,10 @@ mod tests {
     fn missing_required_parameters() {
         assert_eq!(parse("Action=CreateKeyPair"), Err(ProtocolError::MissingParameter("KeyName".into())));
         assert_eq!(parse("Action=CreateTags&ResourceId.1=sg-1"), Err(ProtocolError::MissingParameter("Tag".into())));
-        assert!(matches!(parse("Action=DescribeSecurityGroups&GroupId.1=sg-1&MaxResults=5"), Err(ProtocolError::InvalidCombination(_))));
+        assert!(matches!(
+            parse("Action=DescribeSecurityGroups&GroupId.1=sg-1&MaxResults=5"),
+            Err(ProtocolError::InvalidCombination(_))
+        ));
     }
 
     #[test]
@@ -409,9 +520,14 @@ mod tests {
         let plain = "ssh-ed25519 AAAAC3Nza";
         let b64 = base64::engine::general_purpose::STANDARD.encode(plain);
         for m in [b64.as_str(), plain] {
-            let q = format!("Action=ImportKeyPair&KeyName=k&PublicKeyMaterial={}", form_urlencoded::byte_serialize(m.as_bytes()).collect::<String>());
+            let q = format!(
+                "Action=ImportKeyPair&KeyName=k&PublicKeyMaterial={}",
+                form_urlencoded::byte_serialize(m.as_bytes()).collect::<String>()
+            );
             match parse(&q).unwrap().action {
-                Ec2Action::ImportKeyPair { public_key_material, .. } => assert_eq!(public_key_material, plain.as_bytes()),
+                Ec2Action::ImportKeyPair { public_key_material, .. } => {
+                    assert_eq!(public_key_material, plain.as_bytes())
+                }
                 other => panic!("{other:?}"),
             }
         }

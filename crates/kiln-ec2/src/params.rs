@@ -57,12 +57,7 @@ impl Params {
 
     /// Builds params from key/value pairs (used by tests and by sub-structure views).
     pub fn from_pairs<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Params {
-            map: pairs
-                .into_iter()
-                .map(|(k, v)| (normalise_key(k.as_ref()), v.into()))
-                .collect(),
-        }
+        Params { map: pairs.into_iter().map(|(k, v)| (normalise_key(k.as_ref()), v.into())).collect() }
     }
 
     /// All keys, for diagnostics.
@@ -188,7 +183,10 @@ impl Params {
             .into_iter()
             .map(|f| {
                 Ok(Filter {
-                    name: f.required("Name").map_err(|_| ProtocolError::MissingParameter("Filter.N.Name".into()))?.to_string(),
+                    name: f
+                        .required("Name")
+                        .map_err(|_| ProtocolError::MissingParameter("Filter.N.Name".into()))?
+                        .to_string(),
                     values: f.strings("Value")?,
                 })
             })
@@ -267,7 +265,11 @@ mod tests {
             let mut params = Params::default();
             if params.merge_urlencoded(raw.as_bytes()).is_ok() {
                 let _ = params.filters();
-                let _ = params.structs("TagSpecification").map(|v| v.iter().map(|t| t.structs("Tag")).count());
+                if let Ok(specs) = params.structs("TagSpecification") {
+                    for spec in &specs {
+                        let _ = spec.structs("Tag");
+                    }
+                }
                 let _ = params.strings("KeyName");
                 let _ = params.max_results(5, 1000);
                 let _ = params.dry_run();

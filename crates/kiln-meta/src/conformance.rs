@@ -31,7 +31,8 @@ fn suite(store: &dyn MetaStore) {
     let r = t.get("key-1").unwrap().unwrap();
     assert_eq!(r.tags[0].key, "b");
     assert_eq!(r.body["fingerprint"], "ab:cd");
-    let in_region = t.find(&Query { account: Some("111122223333"), region: Some("us-east-1"), ..Default::default() }).unwrap();
+    let in_region =
+        t.find(&Query { account: Some("111122223333"), region: Some("us-east-1"), ..Default::default() }).unwrap();
     assert_eq!(in_region.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["key-1", "key-2"]);
     assert!(in_region[0].seq < in_region[1].seq);
 
@@ -56,8 +57,11 @@ fn suite(store: &dyn MetaStore) {
 
     // Accounts and keys.
     t.insert_account(&AccountRow { id: "111122223333".into(), name: "a".into(), created_at: "x".into() }).unwrap();
-    assert!(t.insert_account(&AccountRow { id: "999922223333".into(), name: "a".into(), created_at: "x".into() }).is_err());
-    t.insert_access_key(&AccessKeyRow { id: "AKIA1".into(), account_id: "111122223333".into(), secret: "s".into() }).unwrap();
+    assert!(t
+        .insert_account(&AccountRow { id: "999922223333".into(), name: "a".into(), created_at: "x".into() })
+        .is_err());
+    t.insert_access_key(&AccessKeyRow { id: "AKIA1".into(), account_id: "111122223333".into(), secret: "s".into() })
+        .unwrap();
     assert_eq!(t.access_key("AKIA1").unwrap().unwrap().secret, "s");
     assert!(t.access_key("AKIA2").unwrap().is_none());
     assert_eq!(t.access_keys("111122223333").unwrap().len(), 1);

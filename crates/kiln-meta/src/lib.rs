@@ -9,9 +9,9 @@
 //! error path can never half-apply a change. The SQLite store runs in WAL mode with
 //! `synchronous=FULL`, so a committed transaction survives SIGKILL and power loss.
 
-mod sqlite;
 #[cfg(test)]
 mod conformance;
+mod sqlite;
 
 pub use sqlite::SqliteStore;
 
@@ -110,7 +110,10 @@ pub struct AccessKeyRow {
 impl std::fmt::Debug for AccessKeyRow {
     // Never print the secret, even in debug logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKeyRow").field("id", &self.id).field("account_id", &self.account_id).finish_non_exhaustive()
+        f.debug_struct("AccessKeyRow")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -84,10 +84,12 @@ fn migrate(conn: &Connection) -> Result<(), MetaError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         // Each step and its version bump commit together, so a crash mid-migration retries it.
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            db(e)
-        })?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).map_err(
+            |e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                db(e)
+            },
+        )?;
     }
     Ok(())
 }
@@ -183,7 +185,17 @@ impl MetaTxn for SqliteTxn<'_> {
             .execute(
                 "INSERT INTO resources (id, kind, account, region, name, scope, created_at, tags, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![rec.id, rec.kind.as_str(), rec.account, rec.region, rec.name, rec.scope, rec.created_at, tags, body],
+                params![
+                    rec.id,
+                    rec.kind.as_str(),
+                    rec.account,
+                    rec.region,
+                    rec.name,
+                    rec.scope,
+                    rec.created_at,
+                    tags,
+                    body
+                ],
             )
             .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(rec.id.clone()) } else { db(e) })?;
         Ok(self.conn.last_insert_rowid())
@@ -208,13 +220,23 @@ impl MetaTxn for SqliteTxn<'_> {
 
     fn insert_account(&mut self, a: &AccountRow) -> Result<(), MetaError> {
         self.conn
-            .execute("INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)", params![a.id, a.name, a.created_at])
-            .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(format!("account {} ({})", a.id, a.name)) } else { db(e) })?;
+            .execute(
+                "INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![a.id, a.name, a.created_at],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    MetaError::Conflict(format!("account {} ({})", a.id, a.name))
+                } else {
+                    db(e)
+                }
+            })?;
         Ok(())
     }
 
     fn accounts(&mut self) -> Result<Vec<AccountRow>, MetaError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY rowid").map_err(db)?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY rowid").map_err(db)?;
         let rows = stmt
             .query_map([], |r| Ok(AccountRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
             .map_err(db)?;
@@ -223,8 +245,17 @@ impl MetaTxn for SqliteTxn<'_> {
 
     fn insert_access_key(&mut self, k: &AccessKeyRow) -> Result<(), MetaError> {
         self.conn
-            .execute("INSERT INTO access_keys (id, account_id, secret) VALUES (?1, ?2, ?3)", params![k.id, k.account_id, k.secret])
-            .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(format!("access key {}", k.id)) } else { db(e) })?;
+            .execute(
+                "INSERT INTO access_keys (id, account_id, secret) VALUES (?1, ?2, ?3)",
+                params![k.id, k.account_id, k.secret],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    MetaError::Conflict(format!("access key {}", k.id))
+                } else {
+                    db(e)
+                }
+            })?;
         Ok(())
     }
 
@@ -238,8 +269,10 @@ impl MetaTxn for SqliteTxn<'_> {
     }
 
     fn access_keys(&mut self, account_id: &str) -> Result<Vec<AccessKeyRow>, MetaError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT id, account_id, secret FROM access_keys WHERE account_id = ?1 ORDER BY rowid").map_err(db)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, account_id, secret FROM access_keys WHERE account_id = ?1 ORDER BY rowid")
+            .map_err(db)?;
         let rows = stmt
             .query_map([account_id], |r| Ok(AccessKeyRow { id: r.get(0)?, account_id: r.get(1)?, secret: r.get(2)? }))
             .map_err(db)?;

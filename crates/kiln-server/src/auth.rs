@@ -18,7 +18,9 @@ pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>) -> R
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-content-sha256") && v.trim() == sigv4::UNSIGNED_PAYLOAD);
     if unsigned && !req.body.is_empty() {
-        return Err(ApiError::SigV4(SigV4Error::Malformed("UNSIGNED-PAYLOAD is not accepted for EC2 request bodies".into())));
+        return Err(ApiError::SigV4(SigV4Error::Malformed(
+            "UNSIGNED-PAYLOAD is not accepted for EC2 request bodies".into(),
+        )));
     }
     let key = kiln.access_key(&claims.access_key_id)?.ok_or(ApiError::UnknownAccessKey)?;
     sigv4::verify(req, &claims, &key.secret, now)?;

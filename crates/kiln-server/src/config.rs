@@ -110,7 +110,11 @@ fn default_regions() -> Vec<RegionConfig> {
     ["us-east-1", "us-west-2", "eu-west-1"]
         .iter()
         .zip([1.0, 1.0, 1.1])
-        .map(|(r, f)| RegionConfig { name: r.to_string(), zones: ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(), price_factor: f })
+        .map(|(r, f)| RegionConfig {
+            name: r.to_string(),
+            zones: ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(),
+            price_factor: f,
+        })
         .collect()
 }
 
@@ -125,7 +129,8 @@ impl Config {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let config: Config = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
             }
             None => Config::default(),
@@ -186,7 +191,10 @@ impl Config {
 
     /// Regions in core's terms.
     pub fn region_specs(&self) -> Vec<RegionSpec> {
-        self.regions.iter().map(|r| RegionSpec { name: r.name.clone(), zones: r.zones.clone(), price_factor: r.price_factor }).collect()
+        self.regions
+            .iter()
+            .map(|r| RegionSpec { name: r.name.clone(), zones: r.zones.clone(), price_factor: r.price_factor })
+            .collect()
     }
 
     /// Accounts in core's terms.

@@ -47,7 +47,9 @@ pub fn dispatch(kiln: &Kiln, ctx: &Ctx, action: &Ec2Action, request_id: &str) ->
         Ec2Action::CreateKeyPair { key_name, key_type, key_format, tag_specs } => {
             let created = kiln.create_key_pair(ctx, key_name, key_type.as_deref(), key_format.as_deref(), tag_specs)?;
             let k = &created.key_pair;
-            w.opt("keyName", k.name.as_deref()).text("keyFingerprint", &k.data.fingerprint).text("keyMaterial", &created.private_key);
+            w.opt("keyName", k.name.as_deref())
+                .text("keyFingerprint", &k.data.fingerprint)
+                .text("keyMaterial", &created.private_key);
             w.text("keyPairId", &k.id);
             render::tag_set(&mut w, &k.tags);
         }
@@ -100,7 +102,9 @@ pub fn dispatch(kiln: &Kiln, ctx: &Ctx, action: &Ec2Action, request_id: &str) ->
             let revoked = kiln.revoke(ctx, &target(c), egress, &c.permissions, &c.rule_ids)?;
             w.bool("return", true);
             w.list("revokedSecurityGroupRuleSet", &revoked, |w, r| {
-                w.text("securityGroupRuleId", &r.id).text("groupId", &r.data.group_id).bool("isEgress", r.data.is_egress);
+                w.text("securityGroupRuleId", &r.id)
+                    .text("groupId", &r.data.group_id)
+                    .bool("isEgress", r.data.is_egress);
             });
         }
         Ec2Action::DescribeSecurityGroupRules { rule_ids, filters, page } => {

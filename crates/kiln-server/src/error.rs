@@ -77,25 +77,39 @@ pub fn to_wire(e: &ApiError) -> WireError {
     match e {
         ApiError::SigV4(s) => match s {
             SigV4Error::Missing => w(401, "MissingAuthenticationToken", "Request is missing Authentication Token"),
-            SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm(_) => w(400, "IncompleteSignature", s.to_string()),
-            SigV4Error::SignatureMismatch | SigV4Error::ScopeMismatch(_) => w(403, "SignatureDoesNotMatch", s.to_string()),
+            SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm(_) => {
+                w(400, "IncompleteSignature", s.to_string())
+            }
+            SigV4Error::SignatureMismatch | SigV4Error::ScopeMismatch(_) => {
+                w(403, "SignatureDoesNotMatch", s.to_string())
+            }
             SigV4Error::Expired(_) => w(400, "RequestExpired", s.to_string()),
         },
-        ApiError::UnknownAccessKey => w(401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
-        ApiError::UnknownRegion(r) => w(401, "AuthFailure", format!("Credential should be scoped to a valid region, not '{r}'.")),
-        ApiError::WrongService(s) => w(401, "AuthFailure", format!("Credential should be scoped to correct service: 'ec2', not '{s}'.")),
+        ApiError::UnknownAccessKey => {
+            w(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
+        }
+        ApiError::UnknownRegion(r) => {
+            w(401, "AuthFailure", format!("Credential should be scoped to a valid region, not '{r}'."))
+        }
+        ApiError::WrongService(s) => {
+            w(401, "AuthFailure", format!("Credential should be scoped to correct service: 'ec2', not '{s}'."))
+        }
         ApiError::Protocol(p) => match p {
             ProtocolError::MissingAction => w(400, "MissingAction", p.to_string()),
             ProtocolError::InvalidAction(_) => w(400, "InvalidAction", p.to_string()),
             ProtocolError::Unsupported(_) => w(400, "UnsupportedOperation", p.to_string()),
             ProtocolError::UnsupportedVersion(_) => w(400, "InvalidParameterValue", p.to_string()),
             ProtocolError::MissingParameter(_) => w(400, "MissingParameter", p.to_string()),
-            ProtocolError::InvalidValue { .. } | ProtocolError::TooManyParameters => w(400, "InvalidParameterValue", p.to_string()),
+            ProtocolError::InvalidValue { .. } | ProtocolError::TooManyParameters => {
+                w(400, "InvalidParameterValue", p.to_string())
+            }
             ProtocolError::InvalidCombination(_) => w(400, "InvalidParameterCombination", p.to_string()),
         },
         ApiError::Core(c) => core_to_wire(c),
         ApiError::DryRun => w(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."),
-        ApiError::BodyTooLarge(limit) => w(413, "InvalidParameterValue", format!("The request body exceeds the limit of {limit} bytes.")),
+        ApiError::BodyTooLarge(limit) => {
+            w(413, "InvalidParameterValue", format!("The request body exceeds the limit of {limit} bytes."))
+        }
         ApiError::Internal(_) => w(500, "InternalError", "An internal error has occurred"),
     }
 }
@@ -106,7 +120,9 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::NotFound { kind, id } => {
             let (code, noun) = not_found_code(*kind);
             match kind {
-                ResourceKind::KeyPair if id.starts_with("key-") => w(400, code, format!("The key pair ID '{id}' does not exist")),
+                ResourceKind::KeyPair if id.starts_with("key-") => {
+                    w(400, code, format!("The key pair ID '{id}' does not exist"))
+                }
                 _ => w(400, code, format!("The {noun} '{id}' does not exist")),
             }
         }
@@ -114,11 +130,17 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::Malformed { kind, .. } => w(400, malformed_code(*kind), m),
         CoreError::InvalidId(_) => w(400, "InvalidID", m),
         CoreError::Duplicate { kind, name, scope } => match kind {
-            ResourceKind::KeyPair if scope == "account" => w(400, "InvalidParameterValue", format!("An account named '{name}' already exists.")),
-            ResourceKind::KeyPair => w(400, "InvalidKeyPair.Duplicate", format!("The keypair '{name}' already exists.")),
-            ResourceKind::SecurityGroup => {
-                w(400, "InvalidGroup.Duplicate", format!("The security group '{name}' already exists for VPC '{scope}'"))
+            ResourceKind::KeyPair if scope == "account" => {
+                w(400, "InvalidParameterValue", format!("An account named '{name}' already exists."))
             }
+            ResourceKind::KeyPair => {
+                w(400, "InvalidKeyPair.Duplicate", format!("The keypair '{name}' already exists."))
+            }
+            ResourceKind::SecurityGroup => w(
+                400,
+                "InvalidGroup.Duplicate",
+                format!("The security group '{name}' already exists for VPC '{scope}'"),
+            ),
             other => w(400, "InvalidParameterValue", format!("A {other} named '{name}' already exists.")),
         },
         CoreError::KeyFormat(_) => w(400, "InvalidKeyPair.Format", m),
@@ -160,7 +182,10 @@ mod tests {
         assert_eq!(to_wire(&ApiError::SigV4(SigV4Error::SignatureMismatch)).code, "SignatureDoesNotMatch");
         assert_eq!(to_wire(&ApiError::SigV4(SigV4Error::Expired("x".into()))).code, "RequestExpired");
         assert_eq!(to_wire(&ApiError::Protocol(ProtocolError::InvalidAction("X".into()))).code, "InvalidAction");
-        assert_eq!(to_wire(&ApiError::Protocol(ProtocolError::Unsupported("RunInstances".into()))).code, "UnsupportedOperation");
+        assert_eq!(
+            to_wire(&ApiError::Protocol(ProtocolError::Unsupported("RunInstances".into()))).code,
+            "UnsupportedOperation"
+        );
     }
 
     #[test]

@@ -55,7 +55,13 @@ fn error_response(e: &ApiError, request_id: &str) -> Response {
     xml_response(status, error_document(&wire.code, &wire.message, request_id), request_id)
 }
 
-async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", id = %request_id, action = tracing::field::Empty, account = tracing::field::Empty);
     async move {
@@ -83,9 +89,12 @@ async fn handle_inner(
             reason: "EC2 accepts GET and POST".into(),
         }));
     }
-    let body: Bytes = to_bytes(body, state.max_body_bytes).await.map_err(|_| ApiError::BodyTooLarge(state.max_body_bytes))?;
-    let header_pairs: Vec<(String, String)> =
-        headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let body: Bytes =
+        to_bytes(body, state.max_body_bytes).await.map_err(|_| ApiError::BodyTooLarge(state.max_body_bytes))?;
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let request_id = request_id.to_string();
@@ -93,7 +102,8 @@ async fn handle_inner(
     // SQLite and key generation block; keep them off the async workers.
     tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
-        let req = HttpRequest { method: method.as_str(), path: &path, query: &query, headers: &header_pairs, body: &body };
+        let req =
+            HttpRequest { method: method.as_str(), path: &path, query: &query, headers: &header_pairs, body: &body };
         let ctx = authenticate(&state.kiln, &req, chrono::Utc::now())?;
         span.record("account", ctx.account.as_str());
         let mut params = Params::default();

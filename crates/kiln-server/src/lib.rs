@@ -28,7 +28,8 @@ pub const CREDENTIALS_FILE: &str = "credentials";
 /// Opens the data directory and the service over it, applying configured accounts. Returns
 /// the admin account when this call created it.
 pub fn open(config: &Config) -> anyhow::Result<(Arc<Kiln>, Option<NewAccount>)> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir.join(META_FILE)).context("opening the metadata store")?;
     let kiln = Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host());
     let admin = kiln.bootstrap(&config.declared_accounts()?).context("applying configured accounts")?;
@@ -67,7 +68,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(path = %path.display(), account = %admin.account.id, "created the admin account; its credentials are in this file");
     }
     let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");

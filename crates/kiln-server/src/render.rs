@@ -47,7 +47,9 @@ pub fn permission(w: &mut XmlWriter, p: &IpPermission) {
         w.num("toPort", t);
     }
     w.list("groups", &p.groups, |w, g| {
-        w.opt("description", g.description.as_deref()).opt("userId", g.user_id.as_deref()).opt("groupId", g.group_id.as_deref());
+        w.opt("description", g.description.as_deref())
+            .opt("userId", g.user_id.as_deref())
+            .opt("groupId", g.group_id.as_deref());
     });
     w.list("ipRanges", &p.ip_ranges, |w, r| {
         w.opt("description", r.description.as_deref()).text("cidrIp", &r.cidr);
@@ -173,7 +175,10 @@ pub fn zone(w: &mut XmlWriter, z: &ZoneInfo) {
 
 /// One `TagDescription`.
 pub fn tag_description(w: &mut XmlWriter, t: &TagDescription) {
-    w.text("resourceId", &t.resource_id).text("resourceType", t.resource_type.tag_type()).text("key", &t.key).text("value", &t.value);
+    w.text("resourceId", &t.resource_id)
+        .text("resourceType", t.resource_type.tag_type())
+        .text("key", &t.key)
+        .text("value", &t.value);
 }
 
 /// One `InstanceTypeInfo`.

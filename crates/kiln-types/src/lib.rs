@@ -75,9 +75,7 @@ impl ResourceKind {
     /// A fresh random id of this kind.
     pub fn new_id(self) -> String {
         let mut rng = rand::thread_rng();
-        let hex: String = (0..17)
-            .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
-            .collect();
+        let hex: String = (0..17).map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0')).collect();
         format!("{}-{}", self.prefix(), hex)
     }
 
@@ -123,9 +121,7 @@ impl AccountId {
     pub fn random() -> Self {
         let mut rng = rand::thread_rng();
         let first = rng.gen_range(1..10u8);
-        let rest: String = (0..11)
-            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-            .collect();
+        let rest: String = (0..11).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect();
         AccountId(format!("{first}{rest}"))
     }
 
