@@ -70,9 +70,11 @@ impl Kiln {
             for (key_id, secret) in &d.access_keys {
                 match txn.access_key(key_id)? {
                     Some(k) if k.account_id == d.id.as_str() && &k.secret == secret => {}
-                    Some(_) => return Err(CoreError::InvalidParameterValue(format!(
+                    Some(_) => {
+                        return Err(CoreError::InvalidParameterValue(format!(
                         "configured access key {key_id} is already stored for another account or with another secret"
-                    ))),
+                    )))
+                    }
                     None => txn.insert_access_key(&AccessKeyRow {
                         id: key_id.clone(),
                         account_id: d.id.to_string(),

@@ -43,6 +43,9 @@ pub enum CoreError {
         /// Where it clashes (the VPC, for groups).
         scope: String,
     },
+    /// An account name that is taken.
+    #[error("An account named '{0}' already exists")]
+    AccountExists(String),
     /// Public key material that is not an accepted OpenSSH key.
     #[error("{0}")]
     KeyFormat(String),
@@ -85,6 +88,9 @@ pub enum CoreError {
     /// Unknown instance types named explicitly.
     #[error("The following supplied instance types do not exist: [{}]", .0.join(", "))]
     InvalidInstanceType(Vec<String>),
+    /// A `ClientToken` reused with different parameters.
+    #[error("Client token {0} was already used with different parameters")]
+    IdempotentParameterMismatch(String),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] MetaError),

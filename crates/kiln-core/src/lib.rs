@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod catalogue;
 mod error;
 pub mod filter;
+pub mod idempotency;
 pub mod item;
 pub mod keypairs;
 pub mod keys;

@@ -143,6 +143,7 @@ fn core_to_wire(c: &CoreError) -> WireError {
             ),
             other => w(400, "InvalidParameterValue", format!("A {other} named '{name}' already exists.")),
         },
+        CoreError::AccountExists(_) => w(400, "InvalidParameterValue", m),
         CoreError::KeyFormat(_) => w(400, "InvalidKeyPair.Format", m),
         CoreError::InvalidParameterValue(_) | CoreError::InvalidFilter(_) => w(400, "InvalidParameterValue", m),
         CoreError::InvalidParameterCombination(_) => w(400, "InvalidParameterCombination", m),
@@ -156,6 +157,7 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::CannotDelete(_) => w(400, "CannotDelete", m),
         CoreError::DependencyViolation(_) => w(400, "DependencyViolation", m),
         CoreError::InvalidInstanceType(_) => w(400, "InvalidInstanceType", m),
+        CoreError::IdempotentParameterMismatch(_) => w(400, "IdempotentParameterMismatch", m),
         CoreError::Meta(_) | CoreError::Internal(_) => w(500, "InternalError", "An internal error has occurred"),
     }
 }
