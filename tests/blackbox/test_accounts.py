@@ -53,3 +53,21 @@ def test_configured_accounts_have_their_fixed_ids(ec2):
     for label, (account_id, _, _, _) in ACCOUNTS.items():
         vpc = ec2(label).describe_vpcs()["Vpcs"][0]
         assert vpc["OwnerId"] == account_id
+
+
+def test_instance_type_prices_per_region_and_overrides(tmp_path):
+    config = tmp_path / "kiln.toml"
+    config.write_text('[prices.us-west-2]\n"t3.micro" = 0.5\n')
+
+    def prices(region):
+        p = subprocess.run([str(KILN_BIN), "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                            "instance-types", "--region", region], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        rows = [line.split() for line in p.stdout.splitlines()[1:]]
+        return {r[0]: float(r[4]) for r in rows}
+
+    east, west, eu = prices("us-east-1"), prices("us-west-2"), prices("eu-west-1")
+    assert east["t3.micro"] == 0.0104
+    assert west["t3.micro"] == 0.5 and west["m5.large"] == east["m5.large"]
+    assert abs(eu["m5.large"] - east["m5.large"] * 1.1) < 1e-6
+    assert {"t2.micro", "m5.large", "c5.large", "r5.large", "i3.large", "t4g.micro"} <= set(east)

@@ -28,6 +28,12 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// List the instance type catalogue with its hourly price in a region.
+    InstanceTypes {
+        /// Region whose prices to show.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -54,6 +60,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Writes to stdout; a closed pipe (`kiln … | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "info".into()))
@@ -69,6 +84,18 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(kiln_server::serve(config))
         }
+        Command::InstanceTypes { region } => {
+            if !config.regions.iter().any(|r| &r.name == region) {
+                anyhow::bail!("region {region} is not configured");
+            }
+            let (kiln, _) = kiln_server::open(&config)?;
+            let mut text = format!("{:<14} {:>5} {:>9} {:<7} {:>11}\n", "TYPE", "VCPUS", "MEM_MIB", "ARCH", "USD/HOUR");
+            for t in &kiln.catalogue.types {
+                let price = kiln.price(region, t.name).unwrap_or(f64::NAN);
+                text += &format!("{:<14} {:>5} {:>9} {:<7} {:>11.6}\n", t.name, t.vcpus, t.memory_mib, t.arch, price);
+            }
+            print_out(&text)
+        }
         Command::Account { command } => {
             let (kiln, admin) = kiln_server::open(&config)?;
             if let Some(admin) = admin {
@@ -79,12 +106,12 @@ fn main() -> anyhow::Result<()> {
             match command {
                 AccountCommand::Create { name } => {
                     let created = kiln.create_account(name)?;
-                    print!("{}", kiln_server::credentials_text(name, &created));
+                    print_out(&kiln_server::credentials_text(name, &created))?;
                 }
                 AccountCommand::List => {
-                    for a in kiln.accounts()? {
-                        println!("{}\t{}\t{}", a.id, a.name, a.created_at);
-                    }
+                    let text: String =
+                        kiln.accounts()?.iter().map(|a| format!("{}\t{}\t{}\n", a.id, a.name, a.created_at)).collect();
+                    print_out(&text)?;
                 }
             }
             Ok(())
