@@ -4,7 +4,6 @@ Cryptographic claims are checked against the real tools (ssh-keygen, openssl), n
 """
 
 import base64
-import hashlib
 import pathlib
 import re
 import subprocess
@@ -202,6 +201,25 @@ def test_import_ed25519_fingerprint_is_sha256(ec2, unique, tmp_path):
     kp = c.describe_key_pairs(KeyPairIds=[imported["KeyPairId"]], IncludePublicKey=True)["KeyPairs"][0]
     assert kp["KeyType"] == "ed25519"
     assert two_fields(kp["PublicKey"]) == two_fields(pub)
+
+
+def test_import_rsa_in_rfc4716_and_base64_der(ec2, unique, tmp_path):
+    """EC2 also takes RSA keys as RFC 4716 blocks (PuTTYgen's "Save public key") and base64 DER."""
+    c = ec2()
+    priv, pub = ssh_keypair(tmp_path, "rsa", bits=2048)
+    pub_path = pathlib.Path(f"{priv}.pub")
+    expected = imported_rsa_fingerprint(pub_path)
+    rfc4716 = run("ssh-keygen", "-e", "-f", str(pub_path))
+    assert rfc4716.startswith(b"---- BEGIN SSH2 PUBLIC KEY ----")
+    spki_pem = run("ssh-keygen", "-e", "-m", "PKCS8", "-f", str(pub_path))
+    der_b64 = base64.b64encode(run("openssl", "pkey", "-pubin", "-outform", "DER", stdin=spki_pem))
+    for material in (rfc4716, der_b64):
+        name = unique("fmt")
+        imported = c.import_key_pair(KeyName=name, PublicKeyMaterial=material)
+        assert imported["KeyFingerprint"] == expected
+        kp = c.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"][0]
+        assert two_fields(kp["PublicKey"]) == two_fields(pub)
+        assert kp["KeyType"] == "rsa"
 
 
 def test_created_key_reimported_gets_the_import_fingerprint(ec2, unique, tmp_path):
@@ -490,3 +508,22 @@ def test_cli_import_of_private_key_is_format_error(server, unique, tmp_path):
                    check=False)
     assert p.returncode != 0
     assert "InvalidKeyPair.Format" in p.stderr
+
+
+def test_concurrent_creates_of_one_name_yield_exactly_one_key(ec2, unique):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = unique("race")
+
+    def create(_):
+        try:
+            return ec2().create_key_pair(KeyName=name, KeyType="ed25519")["KeyPairId"]
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(create, range(16)))
+    winners = [r for r in results if r.startswith("key-")]
+    assert len(winners) == 1, results
+    assert sorted(set(results) - set(winners)) == ["InvalidKeyPair.Duplicate"]
+    assert [k["KeyPairId"] for k in ec2().describe_key_pairs(KeyNames=[name])["KeyPairs"]] == winners

@@ -373,3 +373,17 @@ def test_cli_tags_round_trip(server, ec2, unique):
                                                                                   ("Name", "cli", "key-pair")]
     server.cli("delete-tags", "--resources", kid, "--tags", f"Key={marker}")
     assert tags_of(c, kid) == [("Name", "cli")]
+
+
+def test_concurrent_create_tags_lose_no_update(ec2, unique):
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = ec2()
+    kid = new_key(c, unique)
+
+    def tag(i):
+        ec2().create_tags(Resources=[kid], Tags=kv((f"t{i:02}", str(i))))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(tag, range(40)))
+    assert sorted(tags_of(c, kid)) == sorted((f"t{i:02}", str(i)) for i in range(40))

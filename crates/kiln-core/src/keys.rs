@@ -254,16 +254,40 @@ fn openssh_private(data: KeypairData, comment: &str) -> Result<String, KeyError>
     Ok(pem.to_string())
 }
 
-/// Validates an OpenSSH public key line sent as `ImportKeyPair`'s `PublicKeyMaterial`.
+/// Validates the public key sent as `ImportKeyPair`'s `PublicKeyMaterial`.
 ///
-/// Accepts `ssh-rsa` (1024..=16384-bit modulus) and `ssh-ed25519`, with or
-/// without a trailing comment and newline. Everything else is
-/// [`KeyError::Format`].
+/// Accepts the formats EC2 documents: an OpenSSH public key line (`ssh-rsa`
+/// with a 1024..=16384-bit modulus, or `ssh-ed25519`, with or without a
+/// trailing comment), and for RSA only an RFC 4716 `---- BEGIN SSH2 PUBLIC
+/// KEY ----` block (what PuTTYgen saves) or base64 DER (SubjectPublicKeyInfo
+/// or PKCS#1). Everything else is [`KeyError::Format`].
 pub fn import(material: &[u8]) -> Result<ImportedKey, KeyError> {
-    let text = std::str::from_utf8(material).map_err(|_| format_err("public key material is not UTF-8 text"))?;
+    let Ok(text) = std::str::from_utf8(material) else {
+        // The Query layer base64-decodes the blob once, so a client that sent
+        // base64 DER without the SDK's extra encoding arrives here as DER bytes.
+        return import_rsa_der(material);
+    };
     let line = text.trim();
     if line.is_empty() {
         return Err(format_err("public key material is empty"));
+    }
+    if line.starts_with(RFC4716_BEGIN) {
+        let blob = rfc4716_blob(line)?;
+        if Reader::new(&blob).string()? != SSH_RSA.as_bytes() {
+            return Err(format_err(
+                "only RSA keys are accepted in RFC 4716 format; import ED25519 keys as an OpenSSH line",
+            ));
+        }
+        return import_blob(SSH_RSA, KeyType::Rsa, &blob);
+    }
+    // An OpenSSH line always has a space after the key type; one bare base64 word
+    // that decodes to an ASN.1 SEQUENCE is DER.
+    if !line.contains(char::is_whitespace) {
+        if let Ok(der) = STANDARD.decode(line) {
+            if der.first() == Some(&0x30) {
+                return import_rsa_der(&der);
+            }
+        }
     }
     if line.starts_with("-----BEGIN") {
         return Err(if line.contains("PRIVATE KEY") {
@@ -294,8 +318,52 @@ pub fn import(material: &[u8]) -> Result<ImportedKey, KeyError> {
     };
     let encoded = fields.next().ok_or_else(|| format_err("missing base64 key data after the key type"))?;
     let blob = STANDARD.decode(encoded).map_err(|_| format_err("key data is not valid base64"))?;
+    import_blob(algorithm, key_type, &blob)
+}
 
-    let mut reader = Reader::new(&blob);
+const RFC4716_BEGIN: &str = "---- BEGIN SSH2 PUBLIC KEY ----";
+const RFC4716_END: &str = "---- END SSH2 PUBLIC KEY ----";
+
+/// The SSH key blob inside an RFC 4716 block. Header lines (`Comment: ...`)
+/// contain a colon, which base64 never does, and continue onto the next line
+/// when they end with a backslash.
+fn rfc4716_blob(text: &str) -> Result<Vec<u8>, KeyError> {
+    let mut lines = text.lines().map(str::trim);
+    lines.next();
+    let mut body = String::new();
+    let mut continued = false;
+    let mut ended = false;
+    for line in lines {
+        if ended {
+            return Err(format_err("text after the RFC 4716 end line"));
+        }
+        if line == RFC4716_END {
+            ended = true;
+        } else if continued || line.contains(':') {
+            continued = line.ends_with('\\');
+        } else {
+            body.push_str(line);
+        }
+    }
+    if !ended {
+        return Err(format_err("RFC 4716 key has no end line"));
+    }
+    STANDARD.decode(body).map_err(|_| format_err("RFC 4716 key data is not valid base64"))
+}
+
+/// An RSA public key in DER: SubjectPublicKeyInfo, or a bare PKCS#1 RSAPublicKey.
+fn import_rsa_der(der: &[u8]) -> Result<ImportedKey, KeyError> {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    let key = rsa::RsaPublicKey::from_public_key_der(der)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(der))
+        .map_err(|_| format_err("key is neither an OpenSSH public key nor an RSA public key in DER"))?;
+    import_blob(SSH_RSA, KeyType::Rsa, &rsa_public_blob(key.e(), key.n()))
+}
+
+/// Validates an SSH public key blob whose type the caller expects to be `algorithm`.
+fn import_blob(algorithm: &str, key_type: KeyType, blob: &[u8]) -> Result<ImportedKey, KeyError> {
+    let mut reader = Reader::new(blob);
     if reader.string()? != algorithm.as_bytes() {
         return Err(format_err("key type inside the key data does not match the line's key type"));
     }
@@ -314,11 +382,11 @@ pub fn import(material: &[u8]) -> Result<ImportedKey, KeyError> {
                 point.try_into().map_err(|_| format_err("ED25519 public key must be 32 bytes"))?;
             ed25519_dalek::VerifyingKey::from_bytes(&point)
                 .map_err(|_| format_err("ED25519 public key is not a valid curve point"))?;
-            sha256_fingerprint(&blob)
+            sha256_fingerprint(blob)
         }
     };
 
-    Ok(ImportedKey { key_type, public_key_openssh: openssh_line(algorithm, &blob), fingerprint })
+    Ok(ImportedKey { key_type, public_key_openssh: openssh_line(algorithm, blob), fingerprint })
 }
 
 fn rsa_import_fingerprint(e: &[u8], n: &[u8]) -> Result<String, KeyError> {
@@ -977,6 +1045,38 @@ mod tests {
             std::fs::write(&pub_path, format!("{}\n", rsa.public_key_openssh)).unwrap();
             assert_eq!(openssl_imported_fingerprint(&ssh_keygen, &openssl, &pub_path), imported.fingerprint);
         }
+    }
+
+    #[test]
+    fn import_accepts_rfc4716_and_der_rsa_as_ec2_does() {
+        use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
+        let created = generate(KeyType::Rsa, KeyFormat::Pem, "x").unwrap();
+        let line = import(created.public_key_openssh.as_bytes()).unwrap();
+        let public = rsa::RsaPrivateKey::from_pkcs1_pem(&created.private_key_material).unwrap().to_public_key();
+
+        let blob = STANDARD.decode(created.public_key_openssh.split(' ').nth(1).unwrap()).unwrap();
+        let body: Vec<String> =
+            STANDARD.encode(&blob).as_bytes().chunks(70).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+        let rfc = format!(
+            "{RFC4716_BEGIN}\r\nComment: \"a long \\\ncomment\"\r\nx-private: 1\n{}\n{RFC4716_END}\n",
+            body.join("\n")
+        );
+        assert_eq!(import(rfc.as_bytes()).unwrap(), line);
+
+        let spki = public.to_public_key_der().unwrap();
+        let pkcs1 = public.to_pkcs1_der().unwrap();
+        for der in [spki.as_bytes(), pkcs1.as_bytes()] {
+            assert_eq!(import(STANDARD.encode(der).as_bytes()).unwrap(), line);
+            assert_eq!(import(der).unwrap(), line);
+        }
+
+        // RFC 4716 is RSA-only on EC2, and a block must be complete.
+        let ed = generate(KeyType::Ed25519, KeyFormat::Pem, "x").unwrap();
+        let ed_blob = ed.public_key_openssh.split(' ').nth(1).unwrap();
+        assert_format_err(format!("{RFC4716_BEGIN}\n{ed_blob}\n{RFC4716_END}\n").as_bytes());
+        assert_format_err(format!("{RFC4716_BEGIN}\n{}\n", body.join("\n")).as_bytes());
+        assert_format_err(format!("{RFC4716_BEGIN}\n{}\n{RFC4716_END}\nmore", body.join("\n")).as_bytes());
+        assert_format_err(STANDARD.encode([0x30, 0x03, 0x02, 0x01, 0x01]).as_bytes());
     }
 
     #[test]
