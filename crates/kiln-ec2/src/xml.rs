@@ -21,10 +21,10 @@ pub fn escape(s: &str, out: &mut String) {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            // XML 1.0 cannot carry most control characters; encode them as references that
-            // parsers accept in 1.0 documents only for these three, and drop the rest.
             '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
+            // XML 1.0 cannot carry other control characters at all, not even as references;
+            // show a replacement character so an echoed value never silently changes meaning.
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -175,9 +175,9 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_dropped() {
+    fn control_characters_are_replaced_visibly() {
         let mut s = String::new();
         escape("a\u{1}b\tc", &mut s);
-        assert_eq!(s, "ab\tc");
+        assert_eq!(s, "a\u{FFFD}b\tc");
     }
 }
