@@ -96,19 +96,21 @@ pub fn apply_by<T>(
     if filters.is_empty() {
         return Ok(items);
     }
-    // Unknown filter names are errors even when the list is empty, as in EC2; probe with the
-    // first item when there is one, and validate names against the kind otherwise.
+    // Unknown filter names are errors, as in EC2. Every name is resolved for every item before
+    // the item is judged, so an unknown filter is reported even when an earlier filter already
+    // rejected the item. (With no items at all there is nothing to resolve names against.)
     let mut out = Vec::with_capacity(items.len());
-    'items: for item in items {
+    for item in items {
+        let mut keep = true;
         for f in filters {
             let Some(have) = values_of(&item, &f.name) else {
                 return Err(CoreError::InvalidFilter(f.name.clone()));
             };
-            if !any_match(f, &have) {
-                continue 'items;
-            }
+            keep = keep && any_match(f, &have);
         }
-        out.push(item);
+        if keep {
+            out.push(item);
+        }
     }
     Ok(out)
 }
@@ -148,6 +150,17 @@ mod tests {
         assert_eq!(tag_values(&tags, "tag:Other"), Some(vec![]));
         assert_eq!(tag_values(&tags, "tag-key"), Some(vec!["Name".to_string()]));
         assert_eq!(tag_values(&tags, "group-id"), None);
+    }
+
+    #[test]
+    fn unknown_filters_are_refused_after_a_non_matching_one() {
+        let filters = vec![
+            Filter { name: "name".into(), values: vec!["nothing-matches".into()] },
+            Filter { name: "bogus".into(), values: vec!["x".into()] },
+        ];
+        let known = |v: &&str, name: &str| (name == "name").then(|| s(v));
+        assert!(matches!(apply_by(vec!["a", "b"], &filters, known), Err(CoreError::InvalidFilter(n)) if n == "bogus"));
+        assert_eq!(apply_by(vec!["a", "b"], &filters[..1], known).unwrap(), Vec::<&str>::new());
     }
 
     proptest! {

@@ -18,7 +18,7 @@ use crate::item::{self, Body, Item};
 use crate::page::paginate;
 use crate::{tags, Ctx, Kiln};
 
-/// EC2's default limit of rules per direction of one group.
+/// EC2's default limit of rules per direction of one group, kept separately for IPv4 and IPv6.
 pub const MAX_RULES_PER_DIRECTION: usize = 60;
 
 /// A security group's stored fields (its name is the record name, scoped by VPC).
@@ -149,8 +149,9 @@ pub fn normalise_protocol(p: &str) -> CoreResult<String> {
         "-1" | "all" => "-1",
         other => match other.parse::<u8>() {
             Ok(n) => return Ok(n.to_string()),
+            // EC2 reports an unknown protocol as a bad parameter value, not a malformed rule.
             Err(_) => {
-                return Err(CoreError::PermissionMalformed(format!(
+                return Err(CoreError::InvalidParameterValue(format!(
                     "Invalid value '{p}' for IP protocol. Unknown protocol."
                 )))
             }
@@ -163,8 +164,9 @@ pub fn normalise_protocol(p: &str) -> CoreResult<String> {
 fn ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> CoreResult<(i64, i64)> {
     match protocol {
         "tcp" | "udp" => {
+            // A missing port is InvalidParameterValue in EC2; an out-of-range one is Malformed.
             let (Some(f), Some(t)) = (from, to) else {
-                return Err(CoreError::PermissionMalformed(format!(
+                return Err(CoreError::InvalidParameterValue(format!(
                     "Invalid value for portRange. Must specify both from and to ports with {}.",
                     protocol.to_uppercase()
                 )));
@@ -227,6 +229,22 @@ fn describe_rule(d: &RuleData) -> String {
     };
     let proto = if d.protocol == "-1" { "ALL".to_string() } else { d.protocol.to_uppercase() };
     format!("peer: {peer}, {proto}, from port: {}, to port: {}, ALLOW", d.from_port, d.to_port)
+}
+
+/// The address family a rule quota is kept for.
+#[derive(Clone, Copy)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// True when the rule takes a slot of the family's quota.
+fn counts_for(d: &RuleData, family: Family) -> bool {
+    match (&d.peer, family) {
+        (Peer::Cidr4(_), Family::V4) | (Peer::Cidr6(_), Family::V6) => true,
+        (Peer::Cidr4(_), Family::V6) | (Peer::Cidr6(_), Family::V4) => false,
+        (Peer::Group { .. } | Peer::PrefixList(_), _) => true,
+    }
 }
 
 fn same_rule(a: &RuleData, b: &RuleData) -> bool {
@@ -558,8 +576,14 @@ impl Kiln {
                 return Err(CoreError::PermissionDuplicate(describe_rule(w)));
             }
         }
-        if existing.iter().filter(|e| e.data.is_egress == egress).count() + wanted.len() > MAX_RULES_PER_DIRECTION {
-            return Err(CoreError::RulesPerGroupLimitExceeded);
+        // EC2 counts IPv4 and IPv6 rules against separate quotas; a group or prefix list peer
+        // counts against both.
+        for family in [Family::V4, Family::V6] {
+            let old = existing.iter().filter(|e| e.data.is_egress == egress && counts_for(&e.data, family)).count();
+            let new = wanted.iter().filter(|w| counts_for(w, family)).count();
+            if old + new > MAX_RULES_PER_DIRECTION {
+                return Err(CoreError::RulesPerGroupLimitExceeded);
+            }
         }
         let mut created = Vec::with_capacity(wanted.len());
         for w in wanted {
