@@ -27,7 +27,7 @@ pub struct InstanceStorage {
 }
 
 /// One instance type.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct InstanceType {
     /// Name, e.g. `t3.micro`.
     pub name: &'static str,
@@ -54,6 +54,15 @@ pub struct InstanceType {
 }
 
 impl InstanceType {
+    /// Root device types: `instance-store` only where the type has local disks, as in EC2.
+    pub fn root_device_types(&self) -> Vec<String> {
+        let mut v = vec!["ebs".to_string()];
+        if self.storage.is_some() {
+            v.push("instance-store".to_string());
+        }
+        v
+    }
+
     /// Threads per core: Graviton has one, x86 families two (except 1-vCPU sizes).
     pub fn threads_per_core(&self) -> u32 {
         if self.arch == "arm64" || self.vcpus == 1 {
@@ -173,7 +182,7 @@ impl Catalogue {
 }
 
 /// One `DescribeInstanceTypeOfferings` row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Offering {
     /// Instance type.
     pub instance_type: &'static str,
@@ -203,7 +212,7 @@ fn type_filter(t: &InstanceType, name: &str) -> Option<Vec<String>> {
         }
         "instance-storage-info.disk.type" => t.storage.map(|d| s(d.kind)).unwrap_or_default(),
         "network-info.network-performance" => s(t.network),
-        "supported-root-device-type" => vec!["ebs".to_string(), "instance-store".to_string()],
+        "supported-root-device-type" => t.root_device_types(),
         "supported-usage-class" => vec!["on-demand".to_string()],
         "supported-virtualization-type" => s("hvm"),
         "supported-boot-mode" => vec!["legacy-bios".to_string(), "uefi".to_string()],

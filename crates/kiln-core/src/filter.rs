@@ -79,7 +79,7 @@ pub fn any_match(filter: &Filter, have: &[String]) -> bool {
 
 /// Keeps the items that pass every filter. `values_of(item, name)` answers a kind's own
 /// filters; tag filters are handled here.
-pub fn apply<T>(
+pub fn apply<T: Default>(
     items: Vec<Item<T>>,
     filters: &[Filter],
     values_of: impl Fn(&Item<T>, &str) -> Option<Vec<String>>,
@@ -88,7 +88,7 @@ pub fn apply<T>(
 }
 
 /// Like [`apply`] for values that are not stored items (regions, instance types).
-pub fn apply_by<T>(
+pub fn apply_by<T: Default>(
     items: Vec<T>,
     filters: &[Filter],
     values_of: impl Fn(&T, &str) -> Option<Vec<String>>,
@@ -96,21 +96,23 @@ pub fn apply_by<T>(
     if filters.is_empty() {
         return Ok(items);
     }
-    // Unknown filter names are errors, as in EC2. Every name is resolved for every item before
-    // the item is judged, so an unknown filter is reported even when an earlier filter already
-    // rejected the item. (With no items at all there is nothing to resolve names against.)
+    // Unknown filter names are errors, as in EC2, even when nothing would be listed: a default
+    // value of the kind answers which names exist, so the check never depends on the data.
+    let probe = T::default();
+    for f in filters {
+        if values_of(&probe, &f.name).is_none() {
+            return Err(CoreError::InvalidFilter(f.name.clone()));
+        }
+    }
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let mut keep = true;
+    'items: for item in items {
         for f in filters {
-            let Some(have) = values_of(&item, &f.name) else {
-                return Err(CoreError::InvalidFilter(f.name.clone()));
-            };
-            keep = keep && any_match(f, &have);
+            let have = values_of(&item, &f.name).unwrap_or_default();
+            if !any_match(f, &have) {
+                continue 'items;
+            }
         }
-        if keep {
-            out.push(item);
-        }
+        out.push(item);
     }
     Ok(out)
 }

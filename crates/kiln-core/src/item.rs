@@ -9,7 +9,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::Ctx;
 
 /// A stored resource with its body decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Item<T> {
     /// Resource id.
     pub id: String,
@@ -159,18 +159,25 @@ pub fn by_name<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, scope: &str, name: &st
     found.into_iter().next().map(Item::from_record).transpose()
 }
 
-/// Restricts items to those with the given ids, in the order stored; every id must exist.
-pub fn select_ids<T>(items: Vec<Item<T>>, ids: &[String], kind: ResourceKind) -> CoreResult<Vec<Item<T>>> {
-    if ids.is_empty() {
-        return Ok(items);
-    }
+/// Fetches the caller's resources with the given ids (each must exist), in creation order,
+/// without listing the whole kind: Describe calls by id stay cheap however many exist.
+pub fn fetch_ids<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, ids: &[String]) -> CoreResult<Vec<Item<T>>> {
+    let mut out: Vec<Item<T>> = Vec::with_capacity(ids.len());
     for id in ids {
-        if !kind.is_well_formed(id) {
-            return Err(CoreError::Malformed { kind, id: id.clone() });
+        if out.iter().any(|i| &i.id == id) {
+            continue;
         }
-        if !items.iter().any(|i| &i.id == id) {
-            return Err(CoreError::NotFound { kind, id: id.clone() });
-        }
+        out.push(get::<T>(txn, ctx, id)?);
     }
-    Ok(items.into_iter().filter(|i| ids.contains(&i.id)).collect())
+    out.sort_by_key(|i| i.seq);
+    Ok(out)
+}
+
+/// Lists the caller's resources of one kind, or only those with the given ids when any are.
+pub fn list_or_fetch<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, ids: &[String]) -> CoreResult<Vec<Item<T>>> {
+    if ids.is_empty() {
+        list::<T>(txn, ctx, None)
+    } else {
+        fetch_ids::<T>(txn, ctx, ids)
+    }
 }

@@ -13,7 +13,7 @@ use crate::keys::{self, KeyError, KeyFormat, KeyType};
 use crate::{tags, Ctx, Kiln};
 
 /// A key pair's stored fields (its name is the record name).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct KeyPairData {
     /// `rsa` or `ed25519`.
     pub key_type: String,
@@ -157,17 +157,26 @@ impl Kiln {
         filters: &[Filter],
     ) -> CoreResult<Vec<Item<KeyPairData>>> {
         let mut txn = self.store.begin()?;
-        let all = item::list::<KeyPairData>(txn.as_mut(), ctx, None)?;
-        drop(txn);
-        for n in names {
-            if !all.iter().any(|k| k.name.as_deref() == Some(n.as_str())) {
-                return Err(CoreError::NotFound { kind: ResourceKind::KeyPair, id: n.clone() });
+        let keys = if names.is_empty() {
+            item::list_or_fetch::<KeyPairData>(txn.as_mut(), ctx, ids)?
+        } else {
+            // By name: indexed lookups, then the ids (if any) must also match.
+            let mut by_name = Vec::with_capacity(names.len());
+            for n in names {
+                match item::by_name::<KeyPairData>(txn.as_mut(), ctx, "", n)? {
+                    Some(k) if !by_name.iter().any(|x: &Item<KeyPairData>| x.id == k.id) => by_name.push(k),
+                    Some(_) => {}
+                    None => return Err(CoreError::NotFound { kind: ResourceKind::KeyPair, id: n.clone() }),
+                }
             }
-        }
-        let mut keys = item::select_ids(all, ids, ResourceKind::KeyPair)?;
-        if !names.is_empty() {
-            keys.retain(|k| k.name.as_ref().is_some_and(|n| names.contains(n)));
-        }
+            let fetched = item::fetch_ids::<KeyPairData>(txn.as_mut(), ctx, ids)?;
+            if !ids.is_empty() {
+                by_name.retain(|k| fetched.iter().any(|f| f.id == k.id));
+            }
+            by_name.sort_by_key(|k| k.seq);
+            by_name
+        };
+        drop(txn);
         apply(keys, filters, |k, name| match name {
             "key-pair-id" => Some(s(&k.id)),
             "key-name" => Some(s(k.name.as_deref().unwrap_or(""))),

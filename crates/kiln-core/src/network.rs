@@ -15,7 +15,7 @@ use crate::security_groups;
 use crate::{Ctx, Kiln, RegionSpec};
 
 /// A VPC's stored fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct VpcData {
     /// Primary IPv4 CIDR.
     pub cidr_block: String,
@@ -32,7 +32,7 @@ impl Body for VpcData {
 }
 
 /// A subnet's stored fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SubnetData {
     /// Owning VPC.
     pub vpc_id: String,
@@ -129,7 +129,7 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<Item<VpcData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let vpcs = item::select_ids(item::list::<VpcData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Vpc)?;
+        let vpcs = item::list_or_fetch::<VpcData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let vpcs = apply(vpcs, filters, |v, name| match name {
             "vpc-id" => Some(s(&v.id)),
@@ -159,7 +159,7 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let subnets = item::select_ids(item::list::<SubnetData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::Subnet)?;
+        let subnets = item::list_or_fetch::<SubnetData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let subnets = apply(subnets, filters, |n, name| match name {
             "subnet-id" => Some(s(&n.id)),

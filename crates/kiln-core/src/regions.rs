@@ -8,7 +8,7 @@ use crate::filter::{apply_by, s};
 use crate::{network, Ctx, Kiln, RegionSpec};
 
 /// A region as `DescribeRegions` shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegionInfo {
     /// Region name.
     pub name: String,
@@ -17,7 +17,7 @@ pub struct RegionInfo {
 }
 
 /// A zone as `DescribeAvailabilityZones` shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ZoneInfo {
     /// Zone name (`us-east-1a`).
     pub name: String,

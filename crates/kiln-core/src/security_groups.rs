@@ -6,6 +6,7 @@
 //! `DescribeSecurityGroupRules` reports; `DescribeSecurityGroups` folds rules with the same
 //! protocol and ports back into EC2's `IpPermission` lists.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use kiln_meta::{MetaTxn, Query};
@@ -22,7 +23,7 @@ use crate::{tags, Ctx, Kiln};
 pub const MAX_RULES_PER_DIRECTION: usize = 60;
 
 /// A security group's stored fields (its name is the record name, scoped by VPC).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GroupData {
     /// VPC the group belongs to.
     pub vpc_id: String,
@@ -54,7 +55,7 @@ pub enum Peer {
 }
 
 /// One rule: protocol, port range, a single peer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RuleData {
     /// Owning group.
     pub group_id: String,
@@ -72,12 +73,18 @@ pub struct RuleData {
     pub description: Option<String>,
 }
 
+impl Default for Peer {
+    fn default() -> Self {
+        Peer::Cidr4(String::new())
+    }
+}
+
 impl Body for RuleData {
     const KIND: ResourceKind = ResourceKind::SecurityGroupRule;
 }
 
 /// A group with its rules, as Describe shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SecurityGroup {
     /// The group.
     pub group: Item<GroupData>,
@@ -508,8 +515,7 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<SecurityGroup>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let mut groups =
-            item::select_ids(item::list::<GroupData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroup)?;
+        let mut groups = item::list_or_fetch::<GroupData>(txn.as_mut(), ctx, ids)?;
         if !names.is_empty() {
             let vpc = self.resolve_vpc(txn.as_mut(), ctx, None)?;
             for n in names {
@@ -519,15 +525,39 @@ impl Kiln {
             }
             groups.retain(|g| g.data.vpc_id == vpc.id && g.name.as_ref().is_some_and(|n| names.contains(n)));
         }
-        // One scan of all the caller's rules beats one query per group.
-        let mut all_rules = item::list::<RuleData>(txn.as_mut(), ctx, None)?;
-        drop(txn);
         let mut full = Vec::with_capacity(groups.len());
-        for g in groups {
-            let (mine, rest): (Vec<_>, Vec<_>) = all_rules.into_iter().partition(|r| r.data.group_id == g.id);
-            all_rules = rest;
-            full.push(SecurityGroup { group: g, rules: mine });
+        if ids.is_empty() {
+            // Listing everything: one scan of all the caller's rules beats one query per group.
+            let mut by_group: HashMap<String, Vec<Item<RuleData>>> = HashMap::new();
+            for r in item::list::<RuleData>(txn.as_mut(), ctx, None)? {
+                by_group.entry(r.data.group_id.clone()).or_default().push(r);
+            }
+            for g in groups {
+                let rules = by_group.remove(&g.id).unwrap_or_default();
+                full.push(SecurityGroup { group: g, rules });
+            }
+        } else {
+            for g in groups {
+                let rules = rules_of(txn.as_mut(), &g)?;
+                full.push(SecurityGroup { group: g, rules });
+            }
         }
+        // Names of referenced groups, for the `ip-permission.group-name` filters.
+        let mut peer_names: HashMap<String, String> = HashMap::new();
+        if filters.iter().any(|f| f.name.ends_with("ip-permission.group-name")) {
+            for sg in &full {
+                for r in &sg.rules {
+                    if let Peer::Group { group_id, .. } = &r.data.peer {
+                        if !peer_names.contains_key(group_id) {
+                            if let Some(rec) = txn.get(group_id)? {
+                                peer_names.insert(group_id.clone(), rec.name.unwrap_or_default());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(txn);
         let filtered = crate::filter::apply_by(full, filters, |sg, name| {
             if let Some(v) = crate::filter::tag_values(&sg.group.tags, name) {
                 return Some(v);
@@ -537,7 +567,7 @@ impl Kiln {
                 None => (false, name.strip_prefix("ip-permission.")),
             };
             if let Some(field) = field {
-                return permission_values(sg.rules.iter().filter(|r| r.data.is_egress == egress), field);
+                return permission_values(sg.rules.iter().filter(|r| r.data.is_egress == egress), field, &peer_names);
             }
             match name {
                 "group-id" => Some(s(&sg.group.id)),
@@ -657,8 +687,7 @@ impl Kiln {
         page: &Page,
     ) -> CoreResult<(Vec<Item<RuleData>>, Option<String>)> {
         let mut txn = self.store.begin()?;
-        let rules =
-            item::select_ids(item::list::<RuleData>(txn.as_mut(), ctx, None)?, ids, ResourceKind::SecurityGroupRule)?;
+        let rules = item::list_or_fetch::<RuleData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let rules = apply(rules, filters, |r, name| match name {
             "group-id" => Some(s(&r.data.group_id)),
@@ -670,7 +699,11 @@ impl Kiln {
 }
 
 /// Values of an `ip-permission.*` filter field over a direction's rules.
-fn permission_values<'a>(rules: impl Iterator<Item = &'a Item<RuleData>>, field: &str) -> Option<Vec<String>> {
+fn permission_values<'a>(
+    rules: impl Iterator<Item = &'a Item<RuleData>>,
+    field: &str,
+    peer_names: &HashMap<String, String>,
+) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for r in rules {
         let d = &r.data;
@@ -695,7 +728,10 @@ fn permission_values<'a>(rules: impl Iterator<Item = &'a Item<RuleData>>, field:
                 Peer::Group { account, .. } => Some(account.clone()),
                 _ => None,
             },
-            "group-name" => None,
+            "group-name" => match &d.peer {
+                Peer::Group { group_id, .. } => peer_names.get(group_id).cloned(),
+                _ => None,
+            },
             "protocol" => Some(d.protocol.clone()),
             "from-port" => Some(d.from_port.to_string()),
             "to-port" => Some(d.to_port.to_string()),

@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX resources_name ON resources(kind, account, region, scope, name) WHERE name IS NOT NULL;
      CREATE INDEX resources_owner ON resources(account, region, kind);
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: children by scope (a group's rules) without scanning the owner's records.
+    "CREATE INDEX resources_scope ON resources(scope, kind) WHERE scope != '';",
 ];
 
 /// Metadata in one SQLite file (or in memory, for tests).

@@ -101,11 +101,7 @@ pub fn dispatch(kiln: &Kiln, ctx: &Ctx, action: &Ec2Action, request_id: &str) ->
             let egress = matches!(action, Ec2Action::RevokeSecurityGroupEgress(_));
             let revoked = kiln.revoke(ctx, &target(c), egress, &c.permissions, &c.rule_ids)?;
             w.bool("return", true);
-            w.list("revokedSecurityGroupRuleSet", &revoked, |w, r| {
-                w.text("securityGroupRuleId", &r.id)
-                    .text("groupId", &r.data.group_id)
-                    .bool("isEgress", r.data.is_egress);
-            });
+            w.list("revokedSecurityGroupRuleSet", &revoked, render::revoked_rule);
         }
         Ec2Action::DescribeSecurityGroupRules { rule_ids, filters, page } => {
             let (rules, next) = kiln.describe_security_group_rules(ctx, rule_ids, filters, page)?;

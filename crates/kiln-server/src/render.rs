@@ -76,6 +76,20 @@ pub fn security_group(w: &mut XmlWriter, sg: &SecurityGroup) {
     tag_set(w, &g.tags);
 }
 
+/// A rule's peer; a referenced group is `referencedGroupInfo` in a `SecurityGroupRule` and a
+/// bare `referencedGroupId` in a `RevokedSecurityGroupRule`.
+fn peer(w: &mut XmlWriter, p: &Peer, group_as_info: bool) {
+    match p {
+        Peer::Cidr4(c) => w.text("cidrIpv4", c),
+        Peer::Cidr6(c) => w.text("cidrIpv6", c),
+        Peer::PrefixList(id) => w.text("prefixListId", id),
+        Peer::Group { group_id, account } if group_as_info => {
+            w.start("referencedGroupInfo").text("groupId", group_id).text("userId", account).end()
+        }
+        Peer::Group { group_id, .. } => w.text("referencedGroupId", group_id),
+    };
+}
+
 /// One `SecurityGroupRule`.
 pub fn rule(w: &mut XmlWriter, r: &Item<RuleData>) {
     let d = &r.data;
@@ -86,23 +100,23 @@ pub fn rule(w: &mut XmlWriter, r: &Item<RuleData>) {
         .text("ipProtocol", &d.protocol)
         .num("fromPort", d.from_port)
         .num("toPort", d.to_port);
-    match &d.peer {
-        Peer::Cidr4(c) => {
-            w.text("cidrIpv4", c);
-        }
-        Peer::Cidr6(c) => {
-            w.text("cidrIpv6", c);
-        }
-        Peer::PrefixList(p) => {
-            w.text("prefixListId", p);
-        }
-        Peer::Group { group_id, account } => {
-            w.start("referencedGroupInfo").text("groupId", group_id).text("userId", account).end();
-        }
-    }
+    peer(w, &d.peer, true);
     w.opt("description", d.description.as_deref());
     tag_set_always(w, &r.tags);
     w.text("securityGroupRuleArn", &rule_arn(r));
+}
+
+/// One `RevokedSecurityGroupRule`.
+pub fn revoked_rule(w: &mut XmlWriter, r: &Item<RuleData>) {
+    let d = &r.data;
+    w.text("securityGroupRuleId", &r.id)
+        .text("groupId", &d.group_id)
+        .bool("isEgress", d.is_egress)
+        .text("ipProtocol", &d.protocol)
+        .num("fromPort", d.from_port)
+        .num("toPort", d.to_port);
+    peer(w, &d.peer, false);
+    w.opt("description", d.description.as_deref());
 }
 
 /// One `Vpc`.
@@ -188,7 +202,7 @@ pub fn instance_type(w: &mut XmlWriter, t: &InstanceType) {
         .bool("currentGeneration", !t.name.starts_with("t2.") && !t.name.starts_with("i3."))
         .bool("freeTierEligible", t.free_tier)
         .string_list("supportedUsageClasses", &["on-demand".to_string()])
-        .string_list("supportedRootDeviceTypes", &["ebs".to_string(), "instance-store".to_string()])
+        .string_list("supportedRootDeviceTypes", &t.root_device_types())
         .string_list("supportedVirtualizationTypes", &["hvm".to_string()])
         .bool("bareMetal", false)
         .text("hypervisor", t.hypervisor)
