@@ -301,3 +301,15 @@ def test_configured_regions_replace_the_defaults():
         assert error_code(e) == "AuthFailure"
     finally:
         s.cleanup()
+
+
+def test_instance_store_root_only_where_types_have_local_disks(ec2):
+    c = ec2()
+    store = c.describe_instance_types(Filters=[{"Name": "supported-root-device-type", "Values": ["instance-store"]}])
+    names = {t["InstanceType"] for t in store["InstanceTypes"]}
+    assert names and all(n.startswith("i3.") for n in names)
+    [m5] = c.describe_instance_types(InstanceTypes=["m5.large"])["InstanceTypes"]
+    assert m5["SupportedRootDeviceTypes"] == ["ebs"]
+    [i3] = c.describe_instance_types(InstanceTypes=["i3.large"])["InstanceTypes"]
+    assert i3["SupportedRootDeviceTypes"] == ["ebs", "instance-store"]
+    assert i3["InstanceStorageInfo"]["TotalSizeInGB"] == 475

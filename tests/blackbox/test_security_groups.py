@@ -528,6 +528,7 @@ def test_revoke_by_permissions(ec2, unique):
     assert resp["Return"] is True
     [revoked] = resp["RevokedSecurityGroupRules"]
     assert revoked["SecurityGroupRuleId"].startswith("sgr-") and revoked["GroupId"] == gid and revoked["IsEgress"] is False
+    assert (revoked["IpProtocol"], revoked["FromPort"], revoked["ToPort"], revoked["CidrIpv4"]) == ("tcp", 22, 22, "10.0.0.0/8")
     perms = describe(c, gid)["IpPermissions"]
     assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in perms] == [(22, ["192.168.0.0/16"]), (80, ["0.0.0.0/0"])]
     # Gone means gone: revoking again fails and changes nothing.
@@ -674,6 +675,28 @@ def test_unknown_filter_is_refused(ec2):
         with pytest.raises(ClientError) as e:
             c.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [MISSING_SG]}, *filters])
         assert error_code(e) == "InvalidParameterValue"
+
+
+def test_unknown_filter_is_refused_even_with_nothing_to_list(ec2):
+    # Account c in us-west-2 has no key pairs; the filter name alone is wrong.
+    c = ec2("c", "us-west-2")
+    with pytest.raises(ClientError) as e:
+        c.describe_key_pairs(Filters=[{"Name": "bogus", "Values": ["x"]}])
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        c.describe_security_groups(GroupIds=[], Filters=[{"Name": "group-name", "Values": ["none"]},
+                                                        {"Name": "not-a-filter", "Values": ["x"]}])
+    assert error_code(e) == "InvalidParameterValue"
+
+
+def test_filter_by_referenced_group_name(ec2, unique):
+    c = ec2()
+    src, src_name = make_group(c, unique)
+    dst, _ = make_group(c, unique)
+    c.authorize_security_group_ingress(GroupId=dst, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": src}]}])
+    found = c.describe_security_groups(Filters=[{"Name": "ip-permission.group-name", "Values": [src_name]}])["SecurityGroups"]
+    assert [g["GroupId"] for g in found] == [dst]
 
 
 def test_describe_pagination(ec2, unique):
