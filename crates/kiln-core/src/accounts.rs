@@ -131,17 +131,17 @@ impl Kiln {
 
     /// Looks up an access key for signature verification.
     pub fn access_key(&self, id: &str) -> CoreResult<Option<AccessKeyRow>> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         Ok(txn.access_key(id)?)
     }
 
     /// Lists all accounts.
     pub fn accounts(&self) -> CoreResult<Vec<AccountRow>> {
-        Ok(self.store.begin()?.accounts()?)
+        Ok(self.store.read()?.accounts()?)
     }
 
     /// The admin account's id, once bootstrapped.
     pub fn admin_account(&self) -> CoreResult<Option<String>> {
-        Ok(self.store.begin()?.setting(ADMIN_KEY)?)
+        Ok(self.store.read()?.setting(ADMIN_KEY)?)
     }
 }

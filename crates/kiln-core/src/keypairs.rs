@@ -56,7 +56,7 @@ fn key_error(e: KeyError) -> CoreError {
 impl Kiln {
     /// Refuses a name already used by the caller in this region.
     fn check_free(&self, ctx: &Ctx, name: &str) -> CoreResult<()> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         if item::by_name::<KeyPairData>(txn.as_mut(), ctx, "", name)?.is_some() {
             return Err(CoreError::Duplicate {
                 kind: ResourceKind::KeyPair,
@@ -156,7 +156,7 @@ impl Kiln {
         ids: &[String],
         filters: &[Filter],
     ) -> CoreResult<Vec<Item<KeyPairData>>> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let keys = if names.is_empty() {
             item::list_or_fetch::<KeyPairData>(txn.as_mut(), ctx, ids)?
         } else {

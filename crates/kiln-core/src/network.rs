@@ -128,7 +128,7 @@ impl Kiln {
         filters: &[Filter],
         page: &Page,
     ) -> CoreResult<(Vec<Item<VpcData>>, Option<String>)> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let vpcs = item::list_or_fetch::<VpcData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let vpcs = apply(vpcs, filters, |v, name| match name {
@@ -158,7 +158,7 @@ impl Kiln {
         filters: &[Filter],
         page: &Page,
     ) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let subnets = item::list_or_fetch::<SubnetData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let subnets = apply(subnets, filters, |n, name| match name {

@@ -126,7 +126,7 @@ impl Kiln {
 
     /// `DescribeAccountAttributes`: `(name, values)` pairs, limited to `names` when given.
     pub fn account_attributes(&self, ctx: &Ctx, names: &[String]) -> CoreResult<Vec<(String, Vec<String>)>> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let default_vpc = network::default_vpc(txn.as_mut(), ctx)?.map(|v| v.id).unwrap_or_else(|| "none".into());
         let all = vec![
             ("supported-platforms".to_string(), vec!["VPC".to_string()]),

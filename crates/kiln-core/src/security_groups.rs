@@ -514,7 +514,7 @@ impl Kiln {
         filters: &[Filter],
         page: &Page,
     ) -> CoreResult<(Vec<SecurityGroup>, Option<String>)> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let mut groups = item::list_or_fetch::<GroupData>(txn.as_mut(), ctx, ids)?;
         if !names.is_empty() {
             let vpc = self.resolve_vpc(txn.as_mut(), ctx, None)?;
@@ -524,6 +524,17 @@ impl Kiln {
                 }
             }
             groups.retain(|g| g.data.vpc_id == vpc.id && g.name.as_ref().is_some_and(|n| names.contains(n)));
+        }
+        // Without filters, a page can be cut before any rule is read: only its groups' rules
+        // are then loaded, through the scope index.
+        if filters.is_empty() && page.max_results.is_some() {
+            let (groups, next) = paginate(groups, page, |g| g.seq)?;
+            let mut full = Vec::with_capacity(groups.len());
+            for g in groups {
+                let rules = rules_of(txn.as_mut(), &g)?;
+                full.push(SecurityGroup { group: g, rules });
+            }
+            return Ok((full, next));
         }
         let mut full = Vec::with_capacity(groups.len());
         if ids.is_empty() {
@@ -686,7 +697,7 @@ impl Kiln {
         filters: &[Filter],
         page: &Page,
     ) -> CoreResult<(Vec<Item<RuleData>>, Option<String>)> {
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let rules = item::list_or_fetch::<RuleData>(txn.as_mut(), ctx, ids)?;
         drop(txn);
         let rules = apply(rules, filters, |r, name| match name {

@@ -138,7 +138,7 @@ impl Kiln {
                 return Err(CoreError::InvalidFilter(f.name.clone()));
             }
         }
-        let mut txn = self.store.begin()?;
+        let mut txn = self.store.read()?;
         let records =
             txn.find(&Query { account: Some(&ctx.account), region: Some(&ctx.region), ..Default::default() })?;
         drop(txn);

@@ -82,7 +82,17 @@ fn sqlite_file_conforms_and_persists() {
     let path = dir.path().join("meta.db");
     suite(&SqliteStore::open(&path).unwrap());
     let reopened = SqliteStore::open(&path).unwrap();
-    let mut t = reopened.begin().unwrap();
+    // Read transactions see committed data, run beside a writer, and cannot write.
+    let mut writer = reopened.begin().unwrap();
+    writer.insert(&record("key-9", "111122223333", "us-east-1", Some("k9"))).unwrap();
+    let mut reader = reopened.read().unwrap();
+    assert!(reader.get("key-1").unwrap().is_some());
+    assert!(reader.get("key-9").unwrap().is_none(), "uncommitted writes are invisible to readers");
+    assert!(reader.insert(&record("key-10", "111122223333", "us-east-1", Some("k10"))).is_err());
+    drop(reader);
+    writer.commit().unwrap();
+    assert!(reopened.read().unwrap().get("key-9").unwrap().is_some());
+    let mut t = reopened.read().unwrap();
     assert!(t.get("key-1").unwrap().is_some());
     assert!(t.get("key-2").unwrap().is_none());
 }

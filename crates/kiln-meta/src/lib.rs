@@ -119,8 +119,11 @@ impl std::fmt::Debug for AccessKeyRow {
 
 /// The store: hands out transactions.
 pub trait MetaStore: Send + Sync {
-    /// Starts a read-write transaction. Transactions are serialised.
+    /// Starts a read-write transaction. Read-write transactions are serialised.
     fn begin(&self) -> Result<Box<dyn MetaTxn + '_>, MetaError>;
+    /// Starts a read-only transaction: a consistent snapshot that may run alongside others.
+    /// Writing through it fails.
+    fn read(&self) -> Result<Box<dyn MetaTxn + '_>, MetaError>;
 }
 
 /// One transaction. Dropping it without [`MetaTxn::commit`] rolls back.

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::{AccessKeyRow, AccountRow, MetaError, MetaStore, MetaTxn, Query, Record};
 
@@ -41,9 +41,18 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX resources_scope ON resources(scope, kind) WHERE scope != '';",
 ];
 
+/// How many read-only connections serve read transactions concurrently.
+const READERS: usize = 4;
+
 /// Metadata in one SQLite file (or in memory, for tests).
+///
+/// One writer connection serialises read-write transactions; a small pool of read-only
+/// connections serves read transactions in parallel with it (WAL gives each reader a
+/// consistent snapshot). An in-memory store has no readers and reads through the writer.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
 
 fn db(e: rusqlite::Error) -> MetaError {
@@ -54,7 +63,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
         let conn = Connection::open(path).map_err(db)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        for _ in 0..READERS {
+            let r =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(db)?;
+            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+            store.readers.push(Mutex::new(r));
+        }
+        Ok(store)
     }
 
     /// A private in-memory database.
@@ -69,7 +86,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
         migrate(&conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
 
     /// The schema version this build writes.
@@ -102,6 +119,20 @@ impl MetaStore for SqliteStore {
         // because that transaction was rolled back by its guard's drop.
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        Ok(Box::new(SqliteTxn { conn, open: true }))
+    }
+
+    fn read(&self) -> Result<Box<dyn MetaTxn + '_>, MetaError> {
+        if self.readers.is_empty() {
+            return self.begin();
+        }
+        // Prefer an idle reader; fall back to waiting on one in round-robin order.
+        let start = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.readers.len();
+        let conn = (0..n)
+            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| self.readers[start % n].lock().unwrap_or_else(|e| e.into_inner()));
+        conn.execute_batch("BEGIN DEFERRED").map_err(db)?;
         Ok(Box::new(SqliteTxn { conn, open: true }))
     }
 }
@@ -163,16 +194,27 @@ impl MetaTxn for SqliteTxn<'_> {
     }
 
     fn find(&mut self, q: &Query<'_>) -> Result<Vec<Record>, MetaError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM resources
-             WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR account = ?2) AND (?3 IS NULL OR region = ?3)
-               AND (?4 IS NULL OR name = ?4) AND (?5 IS NULL OR scope = ?5)
-             ORDER BY seq"
-        );
+        // Only the constraints present go into the statement, so SQLite can pick an index
+        // (an `?1 IS NULL OR kind = ?1` form would force a full scan).
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let kind = q.kind.map(|k| k.as_str());
+        for (col, value) in
+            [("kind", &kind), ("account", &q.account), ("region", &q.region), ("name", &q.name), ("scope", &q.scope)]
+        {
+            if let Some(v) = value {
+                clauses.push(col);
+                args.push(v);
+            }
+        }
+        let mut sql = format!("SELECT {RECORD_COLUMNS} FROM resources");
+        for (i, col) in clauses.iter().enumerate() {
+            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+            sql.push_str(&format!("{col} = ?{}", i + 1));
+        }
+        sql.push_str(" ORDER BY seq");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db)?;
-        let rows = stmt
-            .query_map(params![q.kind.map(|k| k.as_str()), q.account, q.region, q.name, q.scope], row_to_record)
-            .map_err(db)?;
+        let rows = stmt.query_map(args.as_slice(), row_to_record).map_err(db)?;
         let mut out = Vec::new();
         for r in rows {
             out.push(r.map_err(db)??);
