@@ -120,6 +120,29 @@ def main():
         ]
         for name, fn in full:
             rows.append(measure(name, fn, 20, 1))
+        # The same two full listings without boto3's XML parsing, to separate server time
+        # from client time: a signed request sent with `requests`, body read but not parsed.
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import requests
+        from conftest import ACCOUNTS
+        _, _, key, secret = ACCOUNTS["a"]
+        creds = botocore.credentials.Credentials(key, secret)
+        session = requests.Session()
+
+        def raw(action):
+            def call(local, i):
+                req = botocore.awsrequest.AWSRequest(method="POST", url=server.endpoint + "/",
+                                                     data=f"Action={action}&Version=2016-11-15",
+                                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+                botocore.auth.SigV4Auth(creds, "ec2", "us-east-1").add_auth(req)
+                r = session.post(req.url, data=req.body, headers=dict(req.headers))
+                assert r.status_code == 200 and len(r.content) > 100_000
+            return call
+
+        rows.append(measure("DescribeKeyPairs (all 5,000), raw HTTP", raw("DescribeKeyPairs"), 20, 1))
+        rows.append(measure("DescribeSecurityGroups (all 5,000+), raw HTTP", raw("DescribeSecurityGroups"), 20, 1))
         rss = rss_mib(server.proc.pid)
         print()
         print("| call | client threads | requests | req/s | p50 ms | p99 ms |")

@@ -311,16 +311,13 @@ fn insert_rule(
 }
 
 fn rules_of(txn: &mut dyn MetaTxn, group: &Item<GroupData>) -> CoreResult<Vec<Item<RuleData>>> {
-    txn.find(&Query {
-        kind: Some(ResourceKind::SecurityGroupRule),
-        account: Some(&group.account),
-        region: Some(&group.region),
-        scope: Some(&group.id),
-        name: None,
-    })?
-    .into_iter()
-    .map(Item::from_record)
-    .collect()
+    // A group id is unique, so its rules are found by scope alone; adding the owner columns
+    // would steer SQLite to the owner index and a scan of every rule the account has.
+    txn.find(&Query { kind: Some(ResourceKind::SecurityGroupRule), scope: Some(&group.id), ..Default::default() })?
+        .into_iter()
+        .filter(|r| r.account == group.account && r.region == group.region)
+        .map(Item::from_record)
+        .collect()
 }
 
 /// How a rule change names its target group.

@@ -38,7 +38,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX resources_owner ON resources(account, region, kind);
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: children by scope (a group's rules) without scanning the owner's records.
-    "CREATE INDEX resources_scope ON resources(scope, kind) WHERE scope != '';",
+    "CREATE INDEX resources_scope ON resources(scope, kind);",
 ];
 
 /// How many read-only connections serve read transactions concurrently.
