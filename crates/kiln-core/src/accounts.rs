@@ -10,6 +10,8 @@ use crate::{network, Kiln};
 
 /// Settings key naming the admin account.
 const ADMIN_KEY: &str = "admin_account";
+/// Settings key of the account-id → owner-alias map (JSON).
+pub const ALIASES_KEY: &str = "owner_aliases";
 
 /// An account as declared in configuration (fixed id and keys).
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct DeclaredAccount {
     pub name: String,
     /// `(access key id, secret)` pairs.
     pub access_keys: Vec<(String, String)>,
+    /// Owner alias shown on its images (`ImageOwnerAlias`), e.g. `kiln`.
+    pub alias: Option<String>,
 }
 
 /// A freshly created account and its first key, shown to the operator once.
@@ -83,6 +87,29 @@ impl Kiln {
                 }
             }
         }
+        let mut aliases: std::collections::BTreeMap<String, String> = match txn.setting(ALIASES_KEY)? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| CoreError::Internal(format!("aliases: {e}")))?,
+            None => Default::default(),
+        };
+        for d in declared {
+            match &d.alias {
+                Some(alias) => {
+                    if aliases.iter().any(|(id, a)| a == alias && id != d.id.as_str()) {
+                        return Err(CoreError::InvalidParameterValue(format!(
+                            "owner alias {alias} is used by two accounts"
+                        )));
+                    }
+                    aliases.insert(d.id.to_string(), alias.clone());
+                }
+                None => {
+                    aliases.remove(d.id.as_str());
+                }
+            }
+        }
+        txn.set_setting(
+            ALIASES_KEY,
+            &serde_json::to_string(&aliases).map_err(|e| CoreError::Internal(e.to_string()))?,
+        )?;
         let mut created = None;
         if txn.setting(ADMIN_KEY)?.is_none() {
             let account =

@@ -91,6 +91,43 @@ pub enum CoreError {
     /// A `ClientToken` reused with different parameters.
     #[error("Client token {0} was already used with different parameters")]
     IdempotentParameterMismatch(String),
+    /// The resource is not in a state that allows the call.
+    #[error("{0}")]
+    IncorrectState(String),
+    /// A volume that is attached.
+    #[error("Volume {0} is currently attached")]
+    VolumeInUse(String),
+    /// A snapshot an image uses.
+    #[error("The snapshot {snapshot} is currently in use by {image}")]
+    SnapshotInUse {
+        /// The snapshot.
+        snapshot: String,
+        /// The image using it.
+        image: String,
+    },
+    /// A valid request this server cannot carry out yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The caller can see the resource but does not own it.
+    #[error("Not authorized for {0}")]
+    NotOwner(String),
+    /// An image name already used by the account in the region.
+    #[error("AMI name {name} is already in use by AMI {existing}")]
+    ImageNameDuplicate {
+        /// The name.
+        name: String,
+        /// The image holding it.
+        existing: String,
+    },
+    /// An image name outside EC2's rules.
+    #[error("AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'; got '{0}'")]
+    ImageNameMalformed(String),
+    /// A block device mapping that cannot work.
+    #[error("{0}")]
+    InvalidBlockDeviceMapping(String),
+    /// Volume or chunk storage failed.
+    #[error("storage error: {0}")]
+    Storage(String),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] MetaError),

@@ -9,7 +9,9 @@ pub mod accounts;
 pub mod catalogue;
 mod error;
 pub mod filter;
+pub mod gc;
 pub mod idempotency;
+pub mod images;
 pub mod item;
 pub mod keypairs;
 pub mod keys;
@@ -17,7 +19,10 @@ pub mod network;
 pub mod page;
 pub mod regions;
 pub mod security_groups;
+pub mod snapshots;
+pub mod storage;
 pub mod tags;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -54,6 +59,8 @@ pub struct Kiln {
     pub catalogue: catalogue::Catalogue,
     /// Endpoint host reported by `DescribeRegions`.
     pub endpoint_host: String,
+    /// Volume files, snapshot bases and chunk stores.
+    pub storage: storage::Storage,
 }
 
 impl Kiln {
@@ -63,8 +70,9 @@ impl Kiln {
         regions: Vec<RegionSpec>,
         catalogue: catalogue::Catalogue,
         endpoint_host: String,
+        data_dir: &std::path::Path,
     ) -> Self {
-        Kiln { store, regions, catalogue, endpoint_host }
+        Kiln { store, regions, catalogue, endpoint_host, storage: storage::Storage::new(data_dir) }
     }
 
     /// The region spec of a name, if configured.

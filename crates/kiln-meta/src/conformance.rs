@@ -69,6 +69,33 @@ fn suite(store: &dyn MetaStore) {
     t.set_setting("k", "v2").unwrap();
     assert_eq!(t.setting("k").unwrap().as_deref(), Some("v2"));
     t.commit().unwrap();
+
+    // Blobs and chunk reference counts.
+    let mut t = store.begin().unwrap();
+    t.put_blob("index/snap-1", &[1, 2, 3]).unwrap();
+    assert_eq!(t.blob("index/snap-1").unwrap().unwrap(), vec![1, 2, 3]);
+    assert!(t.delete_blob("index/snap-1").unwrap());
+    assert!(t.blob("index/snap-1").unwrap().is_none());
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    t.add_chunk_refs("r1", &[a, b, a], 1, 100).unwrap();
+    assert_eq!(t.chunk_stats("r1").unwrap(), (2, 3));
+    assert_eq!(t.chunk_stats("r2").unwrap(), (0, 0));
+    t.add_chunk_refs("r1", &[b], -1, 200).unwrap();
+    assert!(t.chunk_known("r1", &b).unwrap());
+    assert!(!t.chunk_known("r2", &b).unwrap());
+    // Zero since 200: not yet collectable with cutoff 200, collectable with 201.
+    assert!(t.unreferenced_chunks("r1", 200).unwrap().is_empty());
+    assert_eq!(t.unreferenced_chunks("r1", 201).unwrap(), vec![b]);
+    // Going below zero is refused.
+    assert!(t.add_chunk_refs("r1", &[b], -1, 300).is_err());
+    // A re-reference clears the zero mark, so the chunk is no longer collectable.
+    t.add_chunk_refs("r1", &[b], 1, 300).unwrap();
+    assert!(t.unreferenced_chunks("r1", 1000).unwrap().is_empty());
+    assert!(!t.forget_chunk("r1", &b, 1000).unwrap());
+    t.add_chunk_refs("r1", &[b], -1, 400).unwrap();
+    assert!(t.forget_chunk("r1", &b, 1000).unwrap());
+    assert!(!t.chunk_known("r1", &b).unwrap());
+    t.commit().unwrap();
 }
 
 #[test]

@@ -152,6 +152,23 @@ pub trait MetaTxn {
     fn setting(&mut self, key: &str) -> Result<Option<String>, MetaError>;
     /// Writes a small settings value.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<(), MetaError>;
+    /// Stores a binary blob (a snapshot index) under a key, replacing any previous one.
+    fn put_blob(&mut self, key: &str, data: &[u8]) -> Result<(), MetaError>;
+    /// Reads a blob.
+    fn blob(&mut self, key: &str) -> Result<Option<Vec<u8>>, MetaError>;
+    /// Deletes a blob; returns whether it existed.
+    fn delete_blob(&mut self, key: &str) -> Result<bool, MetaError>;
+    /// Adds `delta` to the reference count of each chunk id (32-byte digests) in a region,
+    /// creating rows as needed. A count reaching zero records when it did.
+    fn add_chunk_refs(&mut self, region: &str, ids: &[[u8; 32]], delta: i64, now: i64) -> Result<(), MetaError>;
+    /// Chunk ids of a region whose count has been zero since before `cutoff` (unix seconds).
+    fn unreferenced_chunks(&mut self, region: &str, cutoff: i64) -> Result<Vec<[u8; 32]>, MetaError>;
+    /// Forgets a chunk whose count is still zero since before `cutoff`; returns whether it did.
+    fn forget_chunk(&mut self, region: &str, id: &[u8; 32], cutoff: i64) -> Result<bool, MetaError>;
+    /// Whether a chunk id has a row (referenced now or recently) in a region.
+    fn chunk_known(&mut self, region: &str, id: &[u8; 32]) -> Result<bool, MetaError>;
+    /// `(distinct chunks, total references)` of a region.
+    fn chunk_stats(&mut self, region: &str) -> Result<(u64, u64), MetaError>;
     /// Makes every change of this transaction durable.
     fn commit(self: Box<Self>) -> Result<(), MetaError>;
 }

@@ -39,6 +39,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: children by scope (a group's rules) without scanning the owner's records.
     "CREATE INDEX resources_scope ON resources(scope, kind);",
+    // 3: snapshot indexes and chunk reference counts.
+    "CREATE TABLE blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+     CREATE TABLE chunk_refs (
+        region TEXT NOT NULL,
+        id BLOB NOT NULL,
+        refs INTEGER NOT NULL CHECK (refs >= 0),
+        zero_since INTEGER,
+        PRIMARY KEY (region, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX chunk_refs_zero ON chunk_refs(region, zero_since) WHERE refs = 0;",
 ];
 
 /// How many read-only connections serve read transactions concurrently.
@@ -181,6 +191,10 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, Met
         tags,
         body,
     }))
+}
+
+fn hex_id(id: &[u8; 32]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -332,6 +346,102 @@ impl MetaTxn for SqliteTxn<'_> {
             .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])
             .map_err(db)?;
         Ok(())
+    }
+
+    fn put_blob(&mut self, key: &str, data: &[u8]) -> Result<(), MetaError> {
+        self.conn
+            .execute(
+                "INSERT INTO blobs (key, data) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET data = excluded.data",
+                params![key, data],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn blob(&mut self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        self.conn.query_row("SELECT data FROM blobs WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
+    }
+
+    fn delete_blob(&mut self, key: &str) -> Result<bool, MetaError> {
+        Ok(self.conn.execute("DELETE FROM blobs WHERE key = ?1", [key]).map_err(db)? > 0)
+    }
+
+    fn add_chunk_refs(&mut self, region: &str, ids: &[[u8; 32]], delta: i64, now: i64) -> Result<(), MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO chunk_refs (region, id, refs, zero_since) VALUES (?1, ?2, ?3, CASE WHEN ?3 = 0 THEN ?4 END)
+                 ON CONFLICT(region, id) DO UPDATE SET
+                    refs = refs + ?3,
+                    zero_since = CASE WHEN refs + ?3 = 0 THEN ?4 ELSE NULL END",
+            )
+            .map_err(db)?;
+        for id in ids {
+            if delta < 0 {
+                // A decrement below zero means the bookkeeping is broken: refuse loudly.
+                let refs: Option<i64> = self
+                    .conn
+                    .query_row(
+                        "SELECT refs FROM chunk_refs WHERE region = ?1 AND id = ?2",
+                        params![region, &id[..]],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if refs.unwrap_or(0) + delta < 0 {
+                    return Err(MetaError::Db(format!("chunk reference count of {} would go below zero", hex_id(id))));
+                }
+            }
+            stmt.execute(params![region, &id[..], delta, now]).map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn unreferenced_chunks(&mut self, region: &str, cutoff: i64) -> Result<Vec<[u8; 32]>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM chunk_refs WHERE region = ?1 AND refs = 0 AND zero_since < ?2")
+            .map_err(db)?;
+        let rows = stmt.query_map(params![region, cutoff], |r| r.get::<_, Vec<u8>>(0)).map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let v = r.map_err(db)?;
+            out.push(
+                v.try_into()
+                    .map_err(|_| MetaError::Corrupt { id: "chunk_refs".into(), reason: "id is not 32 bytes".into() })?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn forget_chunk(&mut self, region: &str, id: &[u8; 32], cutoff: i64) -> Result<bool, MetaError> {
+        Ok(self
+            .conn
+            .execute(
+                "DELETE FROM chunk_refs WHERE region = ?1 AND id = ?2 AND refs = 0 AND zero_since < ?3",
+                params![region, &id[..], cutoff],
+            )
+            .map_err(db)?
+            > 0)
+    }
+
+    fn chunk_known(&mut self, region: &str, id: &[u8; 32]) -> Result<bool, MetaError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM chunk_refs WHERE region = ?1 AND id = ?2", params![region, &id[..]], |_| Ok(()))
+            .optional()
+            .map_err(db)?
+            .is_some())
+    }
+
+    fn chunk_stats(&mut self, region: &str) -> Result<(u64, u64), MetaError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(refs), 0) FROM chunk_refs WHERE region = ?1 AND refs > 0",
+                [region],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(db)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), MetaError> {

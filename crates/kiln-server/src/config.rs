@@ -39,6 +39,21 @@ pub struct Config {
     /// Hourly price overrides: `[prices.us-east-1] "t3.micro" = 0.0104`.
     #[serde(default)]
     pub prices: BTreeMap<String, BTreeMap<String, f64>>,
+    /// How long a chunk stays unreferenced before garbage collection may delete it, seconds.
+    /// Default 3600.
+    #[serde(default = "default_gc_grace")]
+    pub gc_grace_secs: u64,
+    /// How often garbage collection runs, seconds. Default 600.
+    #[serde(default = "default_gc_interval")]
+    pub gc_interval_secs: u64,
+}
+
+fn default_gc_grace() -> u64 {
+    3600
+}
+
+fn default_gc_interval() -> u64 {
+    600
 }
 
 /// One `[[regions]]` entry.
@@ -65,6 +80,9 @@ pub struct AccountConfig {
     /// Access keys of the account.
     #[serde(default)]
     pub access_keys: Vec<AccessKeyConfig>,
+    /// Owner alias shown on the account's images and usable in `Owners` (e.g. `kiln`).
+    #[serde(default)]
+    pub alias: Option<String>,
 }
 
 /// One access key of a configured account.
@@ -206,6 +224,7 @@ impl Config {
                     id: AccountId::parse(&a.id)?,
                     name: a.name.clone(),
                     access_keys: a.access_keys.iter().map(|k| (k.id.clone(), k.secret.clone())).collect(),
+                    alias: a.alias.clone(),
                 })
             })
             .collect()

@@ -1,6 +1,10 @@
 //! The one exhaustive match from [`Ec2Action`] to use cases and XML.
 
+use std::sync::Arc;
+
+use kiln_core::images::RegisterSpec;
 use kiln_core::security_groups::RuleTarget;
+use kiln_core::volumes::{CreateVolumeSpec, VolumeChange};
 use kiln_core::{Ctx, Kiln};
 use kiln_ec2::action::RuleChange;
 use kiln_ec2::xml::XmlWriter;
@@ -14,7 +18,7 @@ fn target(c: &RuleChange) -> RuleTarget {
 }
 
 /// Runs one authenticated action and renders its response document.
-pub fn dispatch(kiln: &Kiln, ctx: &Ctx, action: &Ec2Action, request_id: &str) -> Result<String, ApiError> {
+pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &str) -> Result<String, ApiError> {
     let mut w = XmlWriter::response(action.name(), request_id);
     match action {
         Ec2Action::DescribeRegions { region_names, all_regions: _, filters } => {
@@ -120,6 +124,195 @@ pub fn dispatch(kiln: &Kiln, ctx: &Ctx, action: &Ec2Action, request_id: &str) ->
             let (rows, next) = kiln.describe_tags(ctx, filters, page)?;
             w.list("tagSet", &rows, render::tag_description);
             next_token(&mut w, &next);
+        }
+        Ec2Action::CreateVolume(v) => {
+            let spec = CreateVolumeSpec {
+                availability_zone: v.availability_zone.clone(),
+                availability_zone_id: v.availability_zone_id.clone(),
+                size: v.size,
+                snapshot_id: v.snapshot_id.clone(),
+                volume_type: v.volume_type.clone(),
+                iops: v.iops,
+                throughput: v.throughput,
+                encrypted: v.encrypted,
+                kms_key_id: v.kms_key_id.clone(),
+                multi_attach_enabled: v.multi_attach_enabled,
+                client_token: v.client_token.clone(),
+                tag_specs: v.tag_specs.clone(),
+            };
+            let vol = kiln.create_volume(ctx, &spec)?;
+            render::volume(&mut w, &vol);
+        }
+        Ec2Action::DescribeVolumes { volume_ids, filters, page } => {
+            let (vols, next) = kiln.describe_volumes(ctx, volume_ids, filters, page)?;
+            w.list("volumeSet", &vols, render::volume);
+            next_token(&mut w, &next);
+        }
+        Ec2Action::DeleteVolume { volume_id } => {
+            kiln.delete_volume(ctx, volume_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::ModifyVolume(m) => {
+            let change = VolumeChange {
+                size: m.size,
+                volume_type: m.volume_type.clone(),
+                iops: m.iops,
+                throughput: m.throughput,
+                multi_attach: m.multi_attach_enabled,
+            };
+            let (vol, modification) = kiln.modify_volume(ctx, &m.volume_id, &change)?;
+            w.start("volumeModification");
+            render::modification(&mut w, &vol.id, &modification);
+            w.end();
+        }
+        Ec2Action::DescribeVolumesModifications { volume_ids, filters, page } => {
+            let (rows, next) = kiln.describe_volume_modifications(ctx, volume_ids, filters, page)?;
+            w.list("volumeModificationSet", &rows, |w, (id, m)| render::modification(w, id, m));
+            next_token(&mut w, &next);
+        }
+        Ec2Action::AttachVolume { volume_id, instance_id, device } => {
+            let a = kiln.attach_volume(ctx, volume_id, instance_id, device)?;
+            render::attachment(&mut w, volume_id, &a);
+        }
+        Ec2Action::DetachVolume { volume_id, instance_id, device: _, force: _ } => {
+            let a = kiln.detach_volume(ctx, volume_id, instance_id.as_deref())?;
+            render::attachment(&mut w, volume_id, &a);
+        }
+        Ec2Action::CreateSnapshot { volume_id, description, tag_specs } => {
+            let snap = kiln.create_snapshot(ctx, volume_id, description.as_deref(), tag_specs)?;
+            render::snapshot(&mut w, &snap, None);
+        }
+        Ec2Action::CreateSnapshots { instance_id, .. } => {
+            // Instances arrive with the instances feature; until then no instance exists.
+            return Err(ApiError::Core(kiln_core::CoreError::NotFound {
+                kind: kiln_types::ResourceKind::Instance,
+                id: instance_id.clone(),
+            }));
+        }
+        Ec2Action::DescribeSnapshots(d) => {
+            let (snaps, next) = kiln.describe_snapshots(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page)?;
+            let aliases = kiln.aliases()?;
+            w.list("snapshotSet", &snaps, |w, s| render::snapshot(w, s, aliases.get(&s.account).map(String::as_str)));
+            next_token(&mut w, &next);
+        }
+        Ec2Action::DeleteSnapshot { snapshot_id } => {
+            kiln.delete_snapshot(ctx, snapshot_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::CopySnapshot {
+            source_region,
+            source_snapshot_id,
+            description,
+            encrypted,
+            destination_region,
+            tag_specs,
+        } => {
+            if let Some(dest) = destination_region {
+                if dest != &ctx.region {
+                    return Err(ApiError::Core(kiln_core::CoreError::InvalidParameterValue(format!(
+                        "DestinationRegion {dest} must be the region the request is sent to ({})",
+                        ctx.region
+                    ))));
+                }
+            }
+            let copy = kiln.copy_snapshot(
+                ctx,
+                source_region,
+                source_snapshot_id,
+                description.as_deref(),
+                *encrypted,
+                tag_specs,
+            )?;
+            w.text("snapshotId", &copy.id);
+            render::tag_set(&mut w, &copy.tags);
+        }
+        Ec2Action::DescribeSnapshotAttribute { snapshot_id, attribute } => {
+            let perms = kiln.snapshot_permissions(ctx, snapshot_id, attribute)?;
+            w.text("snapshotId", snapshot_id);
+            if attribute == "productCodes" {
+                w.start("productCodes").end();
+            } else {
+                w.list("createVolumePermission", &perms, render::grantee);
+            }
+        }
+        Ec2Action::ModifySnapshotAttribute { snapshot_id, attribute, change } => {
+            if let Some(a) = attribute {
+                if a != "createVolumePermission" {
+                    return Err(ApiError::Core(kiln_core::CoreError::InvalidParameterValue(format!(
+                        "Value ({a}) for parameter attribute is invalid."
+                    ))));
+                }
+            }
+            kiln.modify_snapshot_permissions(ctx, snapshot_id, &change.add, &change.remove)?;
+            w.bool("return", true);
+        }
+        Ec2Action::ResetSnapshotAttribute { snapshot_id, attribute } => {
+            kiln.reset_snapshot_permissions(ctx, snapshot_id, attribute)?;
+            w.bool("return", true);
+        }
+        Ec2Action::RegisterImage(r) => {
+            let spec = RegisterSpec {
+                name: r.name.clone(),
+                description: r.description.clone(),
+                architecture: r.architecture.clone(),
+                root_device_name: r.root_device_name.clone(),
+                block_device_mappings: r.block_device_mappings.clone(),
+                virtualization_type: r.virtualization_type.clone(),
+                boot_mode: r.boot_mode.clone(),
+                ena_support: r.ena_support,
+                sriov_net_support: r.sriov_net_support.clone(),
+                imds_support: r.imds_support.clone(),
+                tpm_support: r.tpm_support.clone(),
+                kernel_id: r.kernel_id.clone(),
+                ramdisk_id: r.ramdisk_id.clone(),
+                image_location: r.image_location.clone(),
+                tag_specs: r.tag_specs.clone(),
+            };
+            let image = kiln.register_image(ctx, &spec)?;
+            w.text("imageId", &image.id);
+        }
+        Ec2Action::DescribeImages { describe: d, include_deprecated: _, include_disabled: _ } => {
+            let (images, next) = kiln.describe_images(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page)?;
+            let aliases = kiln.aliases()?;
+            w.list("imagesSet", &images, |w, i| render::image(w, i, aliases.get(&i.account).map(String::as_str)));
+            next_token(&mut w, &next);
+        }
+        Ec2Action::DeregisterImage { image_id, delete_associated_snapshots } => {
+            let results = kiln.deregister_image(ctx, image_id, *delete_associated_snapshots)?;
+            w.bool("return", true);
+            if *delete_associated_snapshots {
+                w.list("deleteSnapshotResultSet", &results, |w, (id, outcome)| {
+                    w.text("snapshotId", id)
+                        .text("returnCode", if outcome.is_ok() { "success" } else { "warn-skipped" });
+                });
+            }
+        }
+        Ec2Action::DescribeImageAttribute { image_id, attribute } => {
+            let image = kiln.image_for_attribute(ctx, image_id, attribute)?;
+            w.text("imageId", &image.id);
+            render::image_attribute(&mut w, &image, attribute);
+        }
+        Ec2Action::ModifyImageAttribute(m) => {
+            if let Some(a) = &m.attribute {
+                if !["description", "launchPermission", "imdsSupport"].contains(&a.as_str()) {
+                    return Err(ApiError::Core(kiln_core::CoreError::InvalidParameterValue(format!(
+                        "Value ({a}) for parameter attribute is invalid."
+                    ))));
+                }
+            }
+            kiln.modify_image(
+                ctx,
+                &m.image_id,
+                m.description.as_deref(),
+                &m.launch_permission.add,
+                &m.launch_permission.remove,
+                m.imds_support.as_deref(),
+            )?;
+            w.bool("return", true);
+        }
+        Ec2Action::ResetImageAttribute { image_id, attribute } => {
+            kiln.reset_image_attribute(ctx, image_id, attribute)?;
+            w.bool("return", true);
         }
     }
     Ok(w.finish())

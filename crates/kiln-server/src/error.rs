@@ -52,13 +52,23 @@ fn w(status: u16, code: &str, message: impl Into<String>) -> WireError {
     WireError { status, code: code.to_string(), message: message.into() }
 }
 
-fn not_found_code(kind: ResourceKind) -> (&'static str, &'static str) {
+/// EC2's code and wording for an id or name that names nothing the caller can see.
+fn not_found(kind: ResourceKind, id: &str) -> (&'static str, String) {
     match kind {
-        ResourceKind::KeyPair => ("InvalidKeyPair.NotFound", "key pair"),
-        ResourceKind::Vpc => ("InvalidVpcID.NotFound", "vpc ID"),
-        ResourceKind::Subnet => ("InvalidSubnetID.NotFound", "subnet ID"),
-        ResourceKind::SecurityGroup => ("InvalidGroup.NotFound", "security group"),
-        ResourceKind::SecurityGroupRule => ("InvalidSecurityGroupRuleId.NotFound", "security group rule ID"),
+        ResourceKind::KeyPair if id.starts_with("key-") => {
+            ("InvalidKeyPair.NotFound", format!("The key pair ID '{id}' does not exist"))
+        }
+        ResourceKind::KeyPair => ("InvalidKeyPair.NotFound", format!("The key pair '{id}' does not exist")),
+        ResourceKind::Vpc => ("InvalidVpcID.NotFound", format!("The vpc ID '{id}' does not exist")),
+        ResourceKind::Subnet => ("InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist")),
+        ResourceKind::SecurityGroup => ("InvalidGroup.NotFound", format!("The security group '{id}' does not exist")),
+        ResourceKind::SecurityGroupRule => {
+            ("InvalidSecurityGroupRuleId.NotFound", format!("The security group rule ID '{id}' does not exist"))
+        }
+        ResourceKind::Volume => ("InvalidVolume.NotFound", format!("The volume '{id}' does not exist.")),
+        ResourceKind::Snapshot => ("InvalidSnapshot.NotFound", format!("The snapshot '{id}' does not exist.")),
+        ResourceKind::Image => ("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist")),
+        ResourceKind::Instance => ("InvalidInstanceID.NotFound", format!("The instance ID '{id}' does not exist")),
     }
 }
 
@@ -69,6 +79,10 @@ fn malformed_code(kind: ResourceKind) -> &'static str {
         ResourceKind::Subnet => "InvalidSubnetID.Malformed",
         ResourceKind::SecurityGroup => "InvalidGroupId.Malformed",
         ResourceKind::SecurityGroupRule => "InvalidSecurityGroupRuleId.Malformed",
+        ResourceKind::Volume => "InvalidVolumeID.Malformed",
+        ResourceKind::Snapshot => "InvalidSnapshotID.Malformed",
+        ResourceKind::Image => "InvalidAMIID.Malformed",
+        ResourceKind::Instance => "InvalidInstanceID.Malformed",
     }
 }
 
@@ -118,13 +132,8 @@ fn core_to_wire(c: &CoreError) -> WireError {
     let m = c.to_string();
     match c {
         CoreError::NotFound { kind, id } => {
-            let (code, noun) = not_found_code(*kind);
-            match kind {
-                ResourceKind::KeyPair if id.starts_with("key-") => {
-                    w(400, code, format!("The key pair ID '{id}' does not exist"))
-                }
-                _ => w(400, code, format!("The {noun} '{id}' does not exist")),
-            }
+            let (code, message) = not_found(*kind, id);
+            w(400, code, message)
         }
         CoreError::GroupNameNotFound { .. } => w(400, "InvalidGroup.NotFound", m),
         CoreError::Malformed { kind, .. } => w(400, malformed_code(*kind), m),
@@ -158,14 +167,35 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::DependencyViolation(_) => w(400, "DependencyViolation", m),
         CoreError::InvalidInstanceType(_) => w(400, "InvalidInstanceType", m),
         CoreError::IdempotentParameterMismatch(_) => w(400, "IdempotentParameterMismatch", m),
-        CoreError::Meta(_) | CoreError::Internal(_) => w(500, "InternalError", "An internal error has occurred"),
+        CoreError::IncorrectState(_) => w(400, "IncorrectState", m),
+        CoreError::VolumeInUse(_) => w(400, "VolumeInUse", m),
+        CoreError::SnapshotInUse { .. } => w(400, "InvalidSnapshot.InUse", m),
+        CoreError::Unsupported(_) => w(400, "UnsupportedOperation", m),
+        CoreError::NotOwner(id) => w(401, "AuthFailure", format!("Not authorized for {}:{id}", owner_noun(id))),
+        CoreError::ImageNameDuplicate { .. } => w(400, "InvalidAMIName.Duplicate", m),
+        CoreError::ImageNameMalformed(_) => w(400, "InvalidAMIName.Malformed", m),
+        CoreError::InvalidBlockDeviceMapping(_) => w(400, "InvalidBlockDeviceMapping", m),
+        CoreError::Meta(_) | CoreError::Internal(_) | CoreError::Storage(_) => {
+            w(500, "InternalError", "An internal error has occurred")
+        }
+    }
+}
+
+fn owner_noun(id: &str) -> &'static str {
+    match ResourceKind::of_id(id) {
+        Some(ResourceKind::Image) => "image",
+        Some(ResourceKind::Snapshot) => "snapshot",
+        _ => "resource",
     }
 }
 
 impl ApiError {
     /// True for errors that are the server's fault and must be logged.
     pub fn is_internal(&self) -> bool {
-        matches!(self, ApiError::Internal(_) | ApiError::Core(CoreError::Meta(_) | CoreError::Internal(_)))
+        matches!(
+            self,
+            ApiError::Internal(_) | ApiError::Core(CoreError::Meta(_) | CoreError::Internal(_) | CoreError::Storage(_))
+        )
     }
 }
 

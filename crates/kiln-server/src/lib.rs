@@ -31,7 +31,8 @@ pub fn open(config: &Config) -> anyhow::Result<(Arc<Kiln>, Option<NewAccount>)> 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir.join(META_FILE)).context("opening the metadata store")?;
-    let kiln = Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host());
+    let kiln =
+        Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host(), &config.data_dir);
     let admin = kiln.bootstrap(&config.declared_accounts()?).context("applying configured accounts")?;
     Ok((Arc::new(kiln), admin))
 }
@@ -67,6 +68,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         info!(path = %path.display(), account = %admin.account.id, "created the admin account; its credentials are in this file");
     }
+    kiln.resume_jobs().context("resuming interrupted volume and snapshot work")?;
+    spawn_garbage_collector(Arc::clone(&kiln), &config);
     let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -74,6 +77,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Collects unreferenced chunks of every region on a fixed interval.
+fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
+    let grace = std::time::Duration::from_secs(config.gc_grace_secs);
+    let interval = std::time::Duration::from_secs(config.gc_interval_secs.max(1));
+    let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            for region in &regions {
+                let kiln = Arc::clone(&kiln);
+                let region = region.clone();
+                let outcome = tokio::task::spawn_blocking(move || kiln.collect_garbage(&region, grace)).await;
+                match outcome {
+                    Ok(Ok(report)) if report.deleted + report.orphans_deleted > 0 => {
+                        info!(?report, "garbage collected")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "garbage collection failed"),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection task failed"),
+                }
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -22,16 +22,28 @@ pub enum ResourceKind {
     SecurityGroup,
     /// One rule of a security group (`sgr-`).
     SecurityGroupRule,
+    /// An EBS-style volume (`vol-`).
+    Volume,
+    /// A point-in-time copy of a volume (`snap-`).
+    Snapshot,
+    /// A machine image (`ami-`).
+    Image,
+    /// A virtual machine (`i-`).
+    Instance,
 }
 
 impl ResourceKind {
     /// All kinds, for lookups by prefix or name.
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 9] = [
         ResourceKind::KeyPair,
         ResourceKind::Vpc,
         ResourceKind::Subnet,
         ResourceKind::SecurityGroup,
         ResourceKind::SecurityGroupRule,
+        ResourceKind::Volume,
+        ResourceKind::Snapshot,
+        ResourceKind::Image,
+        ResourceKind::Instance,
     ];
 
     /// The id prefix, without the dash.
@@ -42,6 +54,10 @@ impl ResourceKind {
             ResourceKind::Subnet => "subnet",
             ResourceKind::SecurityGroup => "sg",
             ResourceKind::SecurityGroupRule => "sgr",
+            ResourceKind::Volume => "vol",
+            ResourceKind::Snapshot => "snap",
+            ResourceKind::Image => "ami",
+            ResourceKind::Instance => "i",
         }
     }
 
@@ -53,6 +69,10 @@ impl ResourceKind {
             ResourceKind::Subnet => "subnet",
             ResourceKind::SecurityGroup => "security-group",
             ResourceKind::SecurityGroupRule => "security-group-rule",
+            ResourceKind::Volume => "volume",
+            ResourceKind::Snapshot => "snapshot",
+            ResourceKind::Image => "image",
+            ResourceKind::Instance => "instance",
         }
     }
 
@@ -268,4 +288,48 @@ pub struct IpPermission {
     pub groups: Vec<GroupPeer>,
     /// Prefix list peers.
     pub prefix_list_ids: Vec<CidrPeer>,
+}
+
+/// Who a launch or create-volume permission names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    /// One account, by 12-digit id.
+    Account(String),
+    /// Everyone (`Group=all`): public.
+    All,
+}
+
+/// The EBS part of a block device mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EbsSpec {
+    /// Snapshot the volume starts from.
+    pub snapshot_id: Option<String>,
+    /// Size, GiB.
+    pub volume_size: Option<i64>,
+    /// gp2, gp3, io1, io2, st1, sc1, standard.
+    pub volume_type: Option<String>,
+    /// Provisioned IOPS.
+    pub iops: Option<i64>,
+    /// Throughput, MiB/s (gp3).
+    pub throughput: Option<i64>,
+    /// Delete the volume when the instance terminates.
+    pub delete_on_termination: Option<bool>,
+    /// Encryption flag (recorded).
+    pub encrypted: Option<bool>,
+    /// KMS key id (recorded).
+    pub kms_key_id: Option<String>,
+}
+
+/// One block device mapping entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockDeviceMapping {
+    /// Device name, e.g. `/dev/xvda`.
+    pub device_name: String,
+    /// `ephemeralN` for instance-store volumes.
+    pub virtual_name: Option<String>,
+    /// Suppress a device the image would otherwise map.
+    pub no_device: bool,
+    /// EBS volume.
+    pub ebs: Option<EbsSpec>,
 }

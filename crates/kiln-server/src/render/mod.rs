@@ -261,3 +261,6 @@ pub fn offering(w: &mut XmlWriter, o: &Offering) {
 pub fn next_token(w: &mut XmlWriter, token: &Option<String>) {
     w.opt("nextToken", token.as_deref());
 }
+
+mod storage;
+pub use storage::{attachment, grantee, image, image_attribute, modification, snapshot, volume};

@@ -3,8 +3,14 @@
 use base64::Engine;
 use kiln_types::{CidrPeer, Filter, GroupPeer, IpPermission, Page, Tag, TagSpecification};
 
+pub mod storage;
+
 use crate::params::Params;
 use crate::{known_actions, ProtocolError};
+pub use storage::{
+    CreateVolumeInput, ModifyImageAttributeInput, ModifyVolumeInput, OwnedDescribe, PermissionChange,
+    RegisterImageInput,
+};
 
 /// A parsed request: the action and the flags every action shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +117,89 @@ pub enum Ec2Action {
         filters: Vec<Filter>,
         page: Page,
     },
+    CreateVolume(CreateVolumeInput),
+    DescribeVolumes {
+        volume_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    DeleteVolume {
+        volume_id: String,
+    },
+    ModifyVolume(ModifyVolumeInput),
+    DescribeVolumesModifications {
+        volume_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    AttachVolume {
+        volume_id: String,
+        instance_id: String,
+        device: String,
+    },
+    DetachVolume {
+        volume_id: String,
+        instance_id: Option<String>,
+        device: Option<String>,
+        force: bool,
+    },
+    CreateSnapshot {
+        volume_id: String,
+        description: Option<String>,
+        tag_specs: Vec<TagSpecification>,
+    },
+    CreateSnapshots {
+        instance_id: String,
+        exclude_boot_volume: bool,
+        exclude_data_volume_ids: Vec<String>,
+        description: Option<String>,
+        copy_tags: bool,
+        tag_specs: Vec<TagSpecification>,
+    },
+    DescribeSnapshots(OwnedDescribe),
+    DeleteSnapshot {
+        snapshot_id: String,
+    },
+    CopySnapshot {
+        source_region: String,
+        source_snapshot_id: String,
+        description: Option<String>,
+        encrypted: Option<bool>,
+        destination_region: Option<String>,
+        tag_specs: Vec<TagSpecification>,
+    },
+    DescribeSnapshotAttribute {
+        snapshot_id: String,
+        attribute: String,
+    },
+    ModifySnapshotAttribute {
+        snapshot_id: String,
+        attribute: Option<String>,
+        change: PermissionChange,
+    },
+    ResetSnapshotAttribute {
+        snapshot_id: String,
+        attribute: String,
+    },
+    RegisterImage(RegisterImageInput),
+    DescribeImages {
+        describe: OwnedDescribe,
+        include_deprecated: bool,
+        include_disabled: bool,
+    },
+    DeregisterImage {
+        image_id: String,
+        delete_associated_snapshots: bool,
+    },
+    DescribeImageAttribute {
+        image_id: String,
+        attribute: String,
+    },
+    ModifyImageAttribute(ModifyImageAttributeInput),
+    ResetImageAttribute {
+        image_id: String,
+        attribute: String,
+    },
 }
 
 /// The input shared by Authorize/Revoke SecurityGroup Ingress/Egress.
@@ -154,32 +243,74 @@ impl Ec2Action {
             Ec2Action::CreateTags { .. } => "CreateTags",
             Ec2Action::DeleteTags { .. } => "DeleteTags",
             Ec2Action::DescribeTags { .. } => "DescribeTags",
+            Ec2Action::CreateVolume(_) => "CreateVolume",
+            Ec2Action::DescribeVolumes { .. } => "DescribeVolumes",
+            Ec2Action::DeleteVolume { .. } => "DeleteVolume",
+            Ec2Action::ModifyVolume(_) => "ModifyVolume",
+            Ec2Action::DescribeVolumesModifications { .. } => "DescribeVolumesModifications",
+            Ec2Action::AttachVolume { .. } => "AttachVolume",
+            Ec2Action::DetachVolume { .. } => "DetachVolume",
+            Ec2Action::CreateSnapshot { .. } => "CreateSnapshot",
+            Ec2Action::CreateSnapshots { .. } => "CreateSnapshots",
+            Ec2Action::DescribeSnapshots(_) => "DescribeSnapshots",
+            Ec2Action::DeleteSnapshot { .. } => "DeleteSnapshot",
+            Ec2Action::CopySnapshot { .. } => "CopySnapshot",
+            Ec2Action::DescribeSnapshotAttribute { .. } => "DescribeSnapshotAttribute",
+            Ec2Action::ModifySnapshotAttribute { .. } => "ModifySnapshotAttribute",
+            Ec2Action::ResetSnapshotAttribute { .. } => "ResetSnapshotAttribute",
+            Ec2Action::RegisterImage(_) => "RegisterImage",
+            Ec2Action::DescribeImages { .. } => "DescribeImages",
+            Ec2Action::DeregisterImage { .. } => "DeregisterImage",
+            Ec2Action::DescribeImageAttribute { .. } => "DescribeImageAttribute",
+            Ec2Action::ModifyImageAttribute(_) => "ModifyImageAttribute",
+            Ec2Action::ResetImageAttribute { .. } => "ResetImageAttribute",
         }
     }
 }
 
 /// Names of the actions Kiln implements, for docs and `UnsupportedOperation` checks.
 pub const IMPLEMENTED: &[&str] = &[
+    "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CopySnapshot",
     "CreateKeyPair",
     "CreateSecurityGroup",
+    "CreateSnapshot",
+    "CreateSnapshots",
     "CreateTags",
+    "CreateVolume",
     "DeleteKeyPair",
     "DeleteSecurityGroup",
+    "DeleteSnapshot",
     "DeleteTags",
+    "DeleteVolume",
+    "DeregisterImage",
     "DescribeAccountAttributes",
     "DescribeAvailabilityZones",
+    "DescribeImageAttribute",
+    "DescribeImages",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
     "DescribeKeyPairs",
     "DescribeRegions",
     "DescribeSecurityGroupRules",
     "DescribeSecurityGroups",
+    "DescribeSnapshotAttribute",
+    "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
+    "DescribeVolumes",
+    "DescribeVolumesModifications",
     "DescribeVpcs",
+    "DetachVolume",
     "ImportKeyPair",
+    "ModifyImageAttribute",
+    "ModifySnapshotAttribute",
+    "ModifyVolume",
+    "RegisterImage",
+    "ResetImageAttribute",
+    "ResetSnapshotAttribute",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
 ];
@@ -445,6 +576,92 @@ impl Ec2Request {
                 Ec2Action::DeleteTags { resources, tags }
             }
             "DescribeTags" => Ec2Action::DescribeTags { filters: p.filters()?, page: page(p, 5, 1000)? },
+            "CreateVolume" => Ec2Action::CreateVolume(storage::create_volume(p)?),
+            "DescribeVolumes" => {
+                let volume_ids = p.strings("VolumeId")?;
+                let page = page(p, 5, 500)?;
+                if page.max_results.is_some() && !volume_ids.is_empty() {
+                    return Err(ProtocolError::InvalidCombination(
+                        "The parameter volumeSet cannot be used with the parameter maxResults".into(),
+                    ));
+                }
+                Ec2Action::DescribeVolumes { volume_ids, filters: p.filters()?, page }
+            }
+            "DeleteVolume" => Ec2Action::DeleteVolume { volume_id: p.required("VolumeId")?.to_string() },
+            "ModifyVolume" => Ec2Action::ModifyVolume(storage::modify_volume(p)?),
+            "DescribeVolumesModifications" => Ec2Action::DescribeVolumesModifications {
+                volume_ids: p.strings("VolumeId")?,
+                filters: p.filters()?,
+                page: page(p, 5, 500)?,
+            },
+            "AttachVolume" => Ec2Action::AttachVolume {
+                volume_id: p.required("VolumeId")?.to_string(),
+                instance_id: p.required("InstanceId")?.to_string(),
+                device: p.required("Device")?.to_string(),
+            },
+            "DetachVolume" => Ec2Action::DetachVolume {
+                volume_id: p.required("VolumeId")?.to_string(),
+                instance_id: p.string("InstanceId").filter(|s| !s.is_empty()),
+                device: p.string("Device").filter(|s| !s.is_empty()),
+                force: p.bool("Force")?.unwrap_or(false),
+            },
+            "CreateSnapshot" => Ec2Action::CreateSnapshot {
+                volume_id: p.required("VolumeId")?.to_string(),
+                description: p.string("Description"),
+                tag_specs: tag_specs(p)?,
+            },
+            "CreateSnapshots" => Ec2Action::CreateSnapshots {
+                instance_id: p.required("InstanceSpecification.InstanceId")?.to_string(),
+                exclude_boot_volume: p.bool("InstanceSpecification.ExcludeBootVolume")?.unwrap_or(false),
+                exclude_data_volume_ids: p.strings("InstanceSpecification.ExcludeDataVolumeId")?,
+                description: p.string("Description"),
+                copy_tags: p.get("CopyTagsFromSource") == Some("volume"),
+                tag_specs: tag_specs(p)?,
+            },
+            "DescribeSnapshots" => {
+                Ec2Action::DescribeSnapshots(storage::owned_describe(p, "SnapshotId", "RestorableBy", 5, 1000)?)
+            }
+            "DeleteSnapshot" => Ec2Action::DeleteSnapshot { snapshot_id: p.required("SnapshotId")?.to_string() },
+            "CopySnapshot" => Ec2Action::CopySnapshot {
+                source_region: p.required("SourceRegion")?.to_string(),
+                source_snapshot_id: p.required("SourceSnapshotId")?.to_string(),
+                description: p.string("Description"),
+                encrypted: p.bool("Encrypted")?,
+                destination_region: p.string("DestinationRegion").filter(|s| !s.is_empty()),
+                tag_specs: tag_specs(p)?,
+            },
+            "DescribeSnapshotAttribute" => Ec2Action::DescribeSnapshotAttribute {
+                snapshot_id: p.required("SnapshotId")?.to_string(),
+                attribute: p.required("Attribute")?.to_string(),
+            },
+            "ModifySnapshotAttribute" => Ec2Action::ModifySnapshotAttribute {
+                snapshot_id: p.required("SnapshotId")?.to_string(),
+                attribute: p.string("Attribute").filter(|s| !s.is_empty()),
+                change: storage::snapshot_permission_change(p)?,
+            },
+            "ResetSnapshotAttribute" => Ec2Action::ResetSnapshotAttribute {
+                snapshot_id: p.required("SnapshotId")?.to_string(),
+                attribute: p.required("Attribute")?.to_string(),
+            },
+            "RegisterImage" => Ec2Action::RegisterImage(storage::register_image(p)?),
+            "DescribeImages" => Ec2Action::DescribeImages {
+                describe: storage::owned_describe(p, "ImageId", "ExecutableBy", 5, 1000)?,
+                include_deprecated: p.bool("IncludeDeprecated")?.unwrap_or(false),
+                include_disabled: p.bool("IncludeDisabled")?.unwrap_or(false),
+            },
+            "DeregisterImage" => Ec2Action::DeregisterImage {
+                image_id: p.required("ImageId")?.to_string(),
+                delete_associated_snapshots: p.bool("DeleteAssociatedSnapshots")?.unwrap_or(false),
+            },
+            "DescribeImageAttribute" => Ec2Action::DescribeImageAttribute {
+                image_id: p.required("ImageId")?.to_string(),
+                attribute: p.required("Attribute")?.to_string(),
+            },
+            "ModifyImageAttribute" => Ec2Action::ModifyImageAttribute(storage::modify_image_attribute(p)?),
+            "ResetImageAttribute" => Ec2Action::ResetImageAttribute {
+                image_id: p.required("ImageId")?.to_string(),
+                attribute: p.required("Attribute")?.to_string(),
+            },
             other if known_actions::is_known(other) => return Err(ProtocolError::Unsupported(other.to_string())),
             other => return Err(ProtocolError::InvalidAction(other.to_string())),
         };
