@@ -156,6 +156,8 @@ pub trait MetaTxn {
     fn put_blob(&mut self, key: &str, data: &[u8]) -> Result<(), MetaError>;
     /// Reads a blob.
     fn blob(&mut self, key: &str) -> Result<Option<Vec<u8>>, MetaError>;
+    /// Keys of the blobs starting with `prefix`, sorted, each with its blob.
+    fn blobs_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
     /// Deletes a blob; returns whether it existed.
     fn delete_blob(&mut self, key: &str) -> Result<bool, MetaError>;
     /// Adds `delta` to the reference count of each chunk id (32-byte digests) in a region,

@@ -362,6 +362,15 @@ impl MetaTxn for SqliteTxn<'_> {
         self.conn.query_row("SELECT data FROM blobs WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
     }
 
+    fn blobs_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        // A range scan on the primary key: every key with the prefix sorts in [prefix, prefix + U+10FFFF).
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt =
+            self.conn.prepare_cached("SELECT key, data FROM blobs WHERE key >= ?1 AND key < ?2 ORDER BY key").map_err(db)?;
+        let rows = stmt.query_map(params![prefix, upper], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
     fn delete_blob(&mut self, key: &str) -> Result<bool, MetaError> {
         Ok(self.conn.execute("DELETE FROM blobs WHERE key = ?1", [key]).map_err(db)? > 0)
     }
@@ -392,7 +401,19 @@ impl MetaTxn for SqliteTxn<'_> {
                     return Err(MetaError::Db(format!("chunk reference count of {} would go below zero", hex_id(id))));
                 }
             }
-            stmt.execute(params![region, &id[..], delta, now]).map_err(db)?;
+            if delta < 0 {
+                // The upsert's candidate row would carry a negative count and fail the CHECK
+                // before the conflict clause runs, so decrements are plain updates.
+                self.conn
+                    .execute(
+                        "UPDATE chunk_refs SET refs = refs + ?3, zero_since = CASE WHEN refs + ?3 = 0 THEN ?4 ELSE NULL END
+                         WHERE region = ?1 AND id = ?2",
+                        params![region, &id[..], delta, now],
+                    )
+                    .map_err(db)?;
+            } else {
+                stmt.execute(params![region, &id[..], delta, now]).map_err(db)?;
+            }
         }
         Ok(())
     }
