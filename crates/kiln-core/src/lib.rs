@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod catalogue;
+pub mod ebs;
 mod error;
 pub mod filter;
 pub mod gc;

@@ -48,6 +48,12 @@ pub struct SnapshotData {
     pub full_size_bytes: u64,
     /// Source snapshot of a copy.
     pub source_snapshot_id: Option<String>,
+    /// Parent of a snapshot written through the EBS direct API (unwritten blocks come from it).
+    #[serde(default)]
+    pub parent_snapshot_id: Option<String>,
+    /// Written through the EBS direct API: blocks arrive by `PutSnapshotBlock`.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 impl Body for SnapshotData {

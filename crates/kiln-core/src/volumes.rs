@@ -183,9 +183,11 @@ fn rules(volume_type: &str) -> CoreResult<TypeRules> {
         "io2" => r(4, 65536, Some((100, 256000)), true, 1000, None, true),
         "st1" | "sc1" => r(125, 16384, None, false, 0, None, false),
         "standard" => r(1, 1024, None, false, 0, None, false),
-        other => return Err(CoreError::InvalidParameterValue(format!(
+        other => {
+            return Err(CoreError::InvalidParameterValue(format!(
             "Value ({other}) for parameter volumeType is invalid. Valid values: standard, io1, io2, gp2, sc1, st1, gp3"
-        ))),
+        )))
+        }
     })
 }
 

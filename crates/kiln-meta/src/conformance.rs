@@ -78,7 +78,10 @@ fn suite(store: &dyn MetaStore) {
     t.put_blob("upload/snap-2/00000001", &[1]).unwrap();
     t.put_blob("upload/snap-20/00000001", &[9]).unwrap();
     let listed = t.blobs_with_prefix("upload/snap-2/").unwrap();
-    assert_eq!(listed, vec![("upload/snap-2/00000001".to_string(), vec![1]), ("upload/snap-2/00000002".to_string(), vec![2])]);
+    assert_eq!(
+        listed,
+        vec![("upload/snap-2/00000001".to_string(), vec![1]), ("upload/snap-2/00000002".to_string(), vec![2])]
+    );
     assert!(t.delete_blob("index/snap-1").unwrap());
     assert!(t.blob("index/snap-1").unwrap().is_none());
     let (a, b) = ([1u8; 32], [2u8; 32]);

@@ -365,8 +365,10 @@ impl MetaTxn for SqliteTxn<'_> {
     fn blobs_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         // A range scan on the primary key: every key with the prefix sorts in [prefix, prefix + U+10FFFF).
         let upper = format!("{prefix}\u{10FFFF}");
-        let mut stmt =
-            self.conn.prepare_cached("SELECT key, data FROM blobs WHERE key >= ?1 AND key < ?2 ORDER BY key").map_err(db)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, data FROM blobs WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .map_err(db)?;
         let rows = stmt.query_map(params![prefix, upper], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
     }

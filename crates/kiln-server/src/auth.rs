@@ -7,9 +7,9 @@ use kiln_ec2::sigv4::{self, HttpRequest, SigV4Error};
 use crate::error::ApiError;
 
 /// Verifies the request's signature and returns the caller's context.
-pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>) -> Result<Ctx, ApiError> {
+pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>, service: &str) -> Result<Ctx, ApiError> {
     let claims = sigv4::parse(req)?;
-    if claims.service != "ec2" {
+    if claims.service != service {
         return Err(ApiError::WrongService(claims.service));
     }
     // Unsigned bodies would let anyone replay a signature with a different action.
@@ -17,7 +17,7 @@ pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>) -> R
         .headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-content-sha256") && v.trim() == sigv4::UNSIGNED_PAYLOAD);
-    if unsigned && !req.body.is_empty() {
+    if unsigned && !req.body.is_empty() && service == "ec2" {
         return Err(ApiError::SigV4(SigV4Error::Malformed(
             "UNSIGNED-PAYLOAD is not accepted for EC2 request bodies".into(),
         )));

@@ -31,7 +31,11 @@ pub struct AppState {
 
 /// The router: `/_kiln/health` for liveness, everything else is EC2.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().route("/_kiln/health", get(|| async { "ok" })).fallback(handle).with_state(state)
+    Router::new()
+        .route("/_kiln/health", get(|| async { "ok" }))
+        .merge(crate::ebs::routes())
+        .fallback(handle)
+        .with_state(state)
 }
 
 fn xml_response(status: StatusCode, body: String, request_id: &str) -> Response {
@@ -104,7 +108,7 @@ async fn handle_inner(
         let _enter = span.enter();
         let req =
             HttpRequest { method: method.as_str(), path: &path, query: &query, headers: &header_pairs, body: &body };
-        let ctx = authenticate(&state.kiln, &req, chrono::Utc::now())?;
+        let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), "ec2")?;
         span.record("account", ctx.account.as_str());
         let mut params = Params::default();
         params.merge_urlencoded(query.as_bytes())?;

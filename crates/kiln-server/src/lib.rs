@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod dispatch;
+pub mod ebs;
 pub mod error;
 pub mod http;
 pub mod render;

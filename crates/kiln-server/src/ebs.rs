@@ -1,0 +1,415 @@
+//! The EBS direct API over REST-JSON (service `ebs`, API 2019-11-02), so boto3's `ebs`
+//! client works unchanged: `StartSnapshot`, `PutSnapshotBlock`, `CompleteSnapshot`,
+//! `ListSnapshotBlocks`, `ListChangedBlocks`, `GetSnapshotBlock`.
+//!
+//! Errors use the service's own envelope: an `x-amzn-ErrorType` header and a JSON body with
+//! `Message` and, where the model has one, `Reason`. [`to_ebs_error`] is the one place that
+//! maps errors to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use base64::Engine;
+use kiln_core::ebs::{BlockPage, StartSpec};
+use kiln_core::{CoreError, Ctx, Kiln};
+use kiln_ec2::sigv4::HttpRequest;
+use kiln_types::Tag;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::http::AppState;
+
+/// Routes of the EBS direct API.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/snapshots", post(start_snapshot))
+        .route("/snapshots/completion/{id}", post(complete_snapshot))
+        .route("/snapshots/{id}/blocks", get(list_blocks))
+        .route("/snapshots/{id}/blocks/{index}", put(put_block).get(get_block))
+        .route("/snapshots/{id}/changedblocks", get(changed_blocks))
+}
+
+/// An EBS error: HTTP status, `x-amzn-ErrorType`, message and optional reason.
+fn to_ebs_error(e: &ApiError) -> (StatusCode, &'static str, String, Option<&'static str>) {
+    let validation = |m: String, r: &'static str| (StatusCode::BAD_REQUEST, "ValidationException", m, Some(r));
+    match e {
+        ApiError::SigV4(_) | ApiError::UnknownAccessKey | ApiError::UnknownRegion(_) | ApiError::WrongService(_) => {
+            (StatusCode::FORBIDDEN, "AccessDeniedException", e.to_string(), Some("UNAUTHORIZED_ACCOUNT"))
+        }
+        ApiError::Core(c) => match c {
+            CoreError::NotFound { .. } => {
+                (StatusCode::NOT_FOUND, "ResourceNotFoundException", c.to_string(), Some("SNAPSHOT_NOT_FOUND"))
+            }
+            CoreError::Malformed { .. } => validation(c.to_string(), "INVALID_SNAPSHOT_ID"),
+            CoreError::NotOwner(_) => {
+                (StatusCode::FORBIDDEN, "AccessDeniedException", c.to_string(), Some("UNAUTHORIZED_ACCOUNT"))
+            }
+            CoreError::IncorrectState(_) => validation(c.to_string(), "INVALID_SNAPSHOT_STATE"),
+            CoreError::InvalidNextToken(_) => validation(c.to_string(), "INVALID_PAGE_TOKEN"),
+            CoreError::IdempotentParameterMismatch(_) => {
+                (StatusCode::CONFLICT, "ConflictException", c.to_string(), None)
+            }
+            CoreError::InvalidParameterValue(m) if m.contains("token") => {
+                validation(c.to_string(), "INVALID_BLOCK_TOKEN")
+            }
+            CoreError::InvalidParameterValue(m) if m.contains("Block index") => {
+                validation(c.to_string(), "INVALID_BLOCK")
+            }
+            CoreError::InvalidParameterValue(m) if m.contains("VolumeSize") => {
+                validation(c.to_string(), "INVALID_VOLUME_SIZE")
+            }
+            CoreError::InvalidParameterValue(m) if m.contains("ChangedBlocksCount") => {
+                validation(c.to_string(), "INVALID_CHANGED_BLOCKS_COUNT")
+            }
+            CoreError::InvalidParameterValue(_) | CoreError::MissingParameter(_) => {
+                validation(c.to_string(), "INVALID_PARAMETER_VALUE")
+            }
+            _ if e.is_internal() => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "An internal error has occurred".into(),
+                None,
+            ),
+            _ => validation(c.to_string(), "INVALID_PARAMETER_VALUE"),
+        },
+        ApiError::Protocol(p) => validation(p.to_string(), "INVALID_PARAMETER_VALUE"),
+        ApiError::BodyTooLarge(_) => validation(e.to_string(), "INVALID_BLOCK"),
+        ApiError::DryRun | ApiError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "An internal error has occurred".into(),
+            None,
+        ),
+    }
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response {
+    let (status, kind, message, reason) = to_ebs_error(e);
+    if e.is_internal() {
+        tracing::warn!(error = %e, "internal error");
+    }
+    let mut body = json!({ "Message": message });
+    if let Some(r) = reason {
+        body["Reason"] = json!(r);
+    }
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", "application/json".parse().expect("static header"));
+    h.insert("x-amzn-errortype", kind.parse().expect("static header"));
+    if let Ok(v) = request_id.parse() {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::Core(CoreError::InvalidParameterValue(m.into()))
+}
+
+/// Everything a handler needs from the request, read and authenticated.
+struct Call {
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Reads the body, verifies SigV4 for service `ebs`, then runs `f` on a blocking thread.
+async fn run(
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    f: impl FnOnce(&Kiln, Call) -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("ebs", id = %request_id, path = %uri.path(), account = tracing::field::Empty);
+    let rid = request_id.clone();
+    async move {
+        let result = async {
+            let body =
+                to_bytes(body, state.max_body_bytes).await.map_err(|_| ApiError::BodyTooLarge(state.max_body_bytes))?;
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                let pairs: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let req = HttpRequest {
+                    method: method.as_str(),
+                    path: uri.path(),
+                    query: uri.query().unwrap_or(""),
+                    headers: &pairs,
+                    body: &body,
+                };
+                let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), "ebs")?;
+                span.record("account", ctx.account.as_str());
+                f(&state.kiln, Call { ctx, headers, body })
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+        }
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &rid),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn json_response(status: StatusCode, v: Value) -> Response {
+    let mut resp = (status, v.to_string()).into_response();
+    resp.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
+    resp
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn epoch(rfc3339: &str) -> f64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map(|t| t.timestamp_millis() as f64 / 1000.0).unwrap_or(0.0)
+}
+
+fn sha256_b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data))
+}
+
+async fn start_snapshot(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, |kiln, call| {
+        let v: Value =
+            serde_json::from_slice(&call.body).map_err(|e| bad(format!("The request body is not valid JSON: {e}")))?;
+        let volume_size =
+            v["VolumeSize"].as_i64().ok_or_else(|| ApiError::Core(CoreError::MissingParameter("VolumeSize".into())))?;
+        let tags = match v.get("Tags").and_then(Value::as_array) {
+            Some(list) => list
+                .iter()
+                .map(|t| {
+                    Ok(Tag {
+                        key: t["Key"].as_str().ok_or_else(|| bad("Each tag needs a Key"))?.to_string(),
+                        value: t["Value"].as_str().unwrap_or("").to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?,
+            None => vec![],
+        };
+        let spec = StartSpec {
+            volume_size,
+            parent_snapshot_id: v["ParentSnapshotId"].as_str().map(str::to_string),
+            description: v["Description"].as_str().map(str::to_string),
+            tags,
+            client_token: v["ClientToken"].as_str().map(str::to_string),
+            encrypted: v["Encrypted"].as_bool().unwrap_or(false),
+        };
+        let snap = kiln.ebs_start_snapshot(&call.ctx, &spec)?;
+        let mut out = json!({
+            "SnapshotId": snap.id,
+            "OwnerId": snap.account,
+            "Status": snap.data.state,
+            "StartTime": epoch(&snap.data.start_time),
+            "VolumeSize": snap.data.volume_size,
+            "BlockSize": kiln_chunks::BLOCK_SIZE,
+            "Description": snap.data.description,
+            "Tags": snap.tags.iter().map(|t| json!({"Key": t.key, "Value": t.value})).collect::<Vec<_>>(),
+        });
+        if let Some(p) = &snap.data.parent_snapshot_id {
+            out["ParentSnapshotId"] = json!(p);
+        }
+        Ok(json_response(StatusCode::CREATED, out))
+    })
+    .await
+}
+
+async fn put_block(
+    State(s): State<Arc<AppState>>,
+    Path((id, index)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, move |kiln, call| {
+        kiln_core::ebs::check_id(&id)?;
+        let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
+        let length: usize = header(&call.headers, "x-amz-data-length")
+            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Data-Length".into())))?
+            .parse()
+            .map_err(|_| bad("x-amz-Data-Length is not a number"))?;
+        if length != call.body.len() {
+            return Err(bad(format!("x-amz-Data-Length is {length} but the body has {} bytes", call.body.len())));
+        }
+        let algorithm = header(&call.headers, "x-amz-checksum-algorithm").unwrap_or("");
+        if algorithm != "SHA256" {
+            return Err(bad("x-amz-Checksum-Algorithm must be SHA256"));
+        }
+        let checksum = header(&call.headers, "x-amz-checksum")
+            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Checksum".into())))?;
+        let actual = sha256_b64(&call.body);
+        if checksum != actual {
+            return Err(ApiError::Core(CoreError::InvalidParameterValue(
+                "The checksum of the block data does not match x-amz-Checksum (INVALID_CHECKSUM).".into(),
+            )));
+        }
+        kiln.ebs_put_block(&call.ctx, &id, index, &call.body)?;
+        let mut resp = StatusCode::CREATED.into_response();
+        let h = resp.headers_mut();
+        h.insert("x-amz-checksum", actual.parse().map_err(|_| ApiError::Internal("checksum header".into()))?);
+        h.insert("x-amz-checksum-algorithm", "SHA256".parse().expect("static header"));
+        Ok(resp)
+    })
+    .await
+}
+
+async fn complete_snapshot(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, move |kiln, call| {
+        kiln_core::ebs::check_id(&id)?;
+        let count: i64 = header(&call.headers, "x-amz-changedblockscount")
+            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-ChangedBlocksCount".into())))?
+            .parse()
+            .map_err(|_| bad("x-amz-ChangedBlocksCount is not a number"))?;
+        kiln.ebs_complete(&call.ctx, &id, count)?;
+        Ok(json_response(StatusCode::ACCEPTED, json!({ "Status": "completed" })))
+    })
+    .await
+}
+
+fn page_args(q: &HashMap<String, String>) -> Result<(u64, usize, Option<String>), ApiError> {
+    let start = match q.get("startingBlockIndex") {
+        Some(v) => v.parse().map_err(|_| bad("startingBlockIndex is not a number"))?,
+        None => 0,
+    };
+    let max = match q.get("maxResults") {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (100..=10000).contains(n))
+            .ok_or_else(|| bad("maxResults must be 100-10000"))?,
+        None => 10000,
+    };
+    Ok((start, max, q.get("pageToken").cloned()))
+}
+
+fn page_json(page: BlockPage, changed: bool) -> Value {
+    let expiry = chrono::Utc::now().timestamp() as f64 + 7.0 * 86400.0;
+    let blocks: Vec<Value> = page
+        .blocks
+        .iter()
+        .map(|b| {
+            if changed {
+                let mut v = json!({ "BlockIndex": b.index });
+                if let Some(t) = &b.first_token {
+                    v["FirstBlockToken"] = json!(t);
+                }
+                if let Some(t) = &b.token {
+                    v["SecondBlockToken"] = json!(t);
+                }
+                v
+            } else {
+                json!({ "BlockIndex": b.index, "BlockToken": b.token })
+            }
+        })
+        .collect();
+    let mut out = json!({
+        "ExpiryTime": expiry,
+        "VolumeSize": page.volume_size,
+        "BlockSize": kiln_chunks::BLOCK_SIZE,
+    });
+    out[if changed { "ChangedBlocks" } else { "Blocks" }] = Value::Array(blocks);
+    if let Some(n) = page.next {
+        out["NextToken"] = json!(n);
+    }
+    out
+}
+
+async fn list_blocks(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, move |kiln, call| {
+        kiln_core::ebs::check_id(&id)?;
+        let (start, max, token) = page_args(&q)?;
+        let page = kiln.ebs_list_blocks(&call.ctx, &id, start, max, token.as_deref())?;
+        Ok(json_response(StatusCode::OK, page_json(page, false)))
+    })
+    .await
+}
+
+async fn changed_blocks(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, move |kiln, call| {
+        kiln_core::ebs::check_id(&id)?;
+        let first = q.get("firstSnapshotId").cloned();
+        if let Some(f) = &first {
+            kiln_core::ebs::check_id(f)?;
+        }
+        let (start, max, token) = page_args(&q)?;
+        let page = kiln.ebs_changed_blocks(&call.ctx, first.as_deref(), &id, start, max, token.as_deref())?;
+        Ok(json_response(StatusCode::OK, page_json(page, true)))
+    })
+    .await
+}
+
+async fn get_block(
+    State(s): State<Arc<AppState>>,
+    Path((id, index)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(s, method, uri, headers, body, move |kiln, call| {
+        kiln_core::ebs::check_id(&id)?;
+        let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
+        let token =
+            q.get("blockToken").ok_or_else(|| ApiError::Core(CoreError::MissingParameter("blockToken".into())))?;
+        let data = kiln.ebs_get_block(&call.ctx, &id, index, token)?;
+        let checksum = sha256_b64(&data);
+        let len = data.len();
+        let mut resp = (StatusCode::OK, data).into_response();
+        let h = resp.headers_mut();
+        h.insert("content-type", "application/octet-stream".parse().expect("static header"));
+        h.insert("x-amz-data-length", len.to_string().parse().expect("number header"));
+        h.insert("x-amz-checksum", checksum.parse().map_err(|_| ApiError::Internal("checksum header".into()))?);
+        h.insert("x-amz-checksum-algorithm", "SHA256".parse().expect("static header"));
+        Ok(resp)
+    })
+    .await
+}
