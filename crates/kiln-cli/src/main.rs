@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln_server::Config;
+
+mod client;
+mod image;
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Self-hosted machine images and instances behind the EC2 API")]
@@ -39,6 +42,100 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Import and export images (talks to a running server).
+    Image {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Storage statistics.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+}
+
+/// How to reach a running server.
+#[derive(Args)]
+struct ApiArgs {
+    /// Server endpoint (default: http:// plus the configured listen address).
+    #[arg(long, global = true, env = "KILN_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Region to work in.
+    #[arg(long, global = true, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Access key id (default: the admin key in <data dir>/credentials).
+    #[arg(long, global = true, env = "AWS_ACCESS_KEY_ID")]
+    access_key: Option<String>,
+    /// Secret access key.
+    #[arg(long, global = true, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import a raw or qcow2 disk image as a snapshot and register an image over it.
+    Import {
+        /// The disk image file.
+        file: PathBuf,
+        /// Image name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Architecture.
+        #[arg(long, default_value = "x86_64")]
+        architecture: String,
+        /// Boot mode (legacy-bios, uefi).
+        #[arg(long)]
+        boot_mode: Option<String>,
+    },
+    /// Write an image's root volume to a file.
+    Export {
+        /// Image id.
+        image_id: String,
+        /// Output file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Raw)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Raw,
+    Qcow2,
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Logical size, stored size and dedup ratio per region.
+    Stats,
+}
+
+/// A signed client from flags, environment or the admin credentials file.
+fn api_client(config: &Config, api: &ApiArgs) -> anyhow::Result<client::Client> {
+    let endpoint = api.endpoint.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let (key, secret) = match (&api.access_key, &api.secret_key) {
+        (Some(k), Some(s)) => (k.clone(), s.clone()),
+        _ => {
+            let path = config.data_dir.join(kiln_server::CREDENTIALS_FILE);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("no --access-key/--secret-key given and {} is unreadable", path.display()))?;
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| {
+                        l.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string())
+                    })
+                    .with_context(|| format!("{name} missing from {}", path.display()))
+            };
+            (field("aws_access_key_id")?, field("aws_secret_access_key")?)
+        }
+    };
+    client::Client::new(&endpoint, &api.region, &key, &secret)
 }
 
 #[derive(Subcommand)]
@@ -93,6 +190,43 @@ fn main() -> anyhow::Result<()> {
             for t in &kiln.catalogue.types {
                 let price = kiln.price(region, t.name).unwrap_or(f64::NAN);
                 text += &format!("{:<14} {:>5} {:>9} {:<7} {:>11.6}\n", t.name, t.vcpus, t.memory_mib, t.arch, price);
+            }
+            print_out(&text)
+        }
+        Command::Image { api, command } => {
+            let client = api_client(&config, api)?;
+            match command {
+                ImageCommand::Import { file, name, description, architecture, boot_mode } => {
+                    let default_name = file.file_name().and_then(|n| n.to_str()).unwrap_or("imported").to_string();
+                    let spec = image::ImportSpec {
+                        name: name.as_deref().unwrap_or(&default_name),
+                        description: description.as_deref(),
+                        architecture,
+                        boot_mode: boot_mode.as_deref(),
+                    };
+                    let (image_id, snapshot_id) = image::import(&client, file, &spec)?;
+                    print_out(&format!("{image_id}\t{snapshot_id}\n"))
+                }
+                ImageCommand::Export { image_id, file, format } => {
+                    let fmt = match format {
+                        ExportFormat::Raw => kiln_disk::Format::Raw,
+                        ExportFormat::Qcow2 => kiln_disk::Format::Qcow2,
+                    };
+                    let size = image::export(&client, image_id, file, fmt)?;
+                    print_out(&format!("{}\t{size}\n", file.display()))
+                }
+            }
+        }
+        Command::Storage { command: StorageCommand::Stats } => {
+            let (kiln, _) = kiln_server::open(&config)?;
+            let mut text = format!(
+                "{:<14} {:>16} {:>16} {:>10} {:>8}\n",
+                "REGION", "LOGICAL_BYTES", "STORED_BYTES", "CHUNKS", "DEDUP"
+            );
+            for region in &config.regions {
+                let (logical, chunks, stored) = kiln.storage_stats(&region.name)?;
+                let ratio = if stored == 0 { 1.0 } else { logical as f64 / stored as f64 };
+                text += &format!("{:<14} {:>16} {:>16} {:>10} {:>7.2}x\n", region.name, logical, stored, chunks, ratio);
             }
             print_out(&text)
         }

@@ -97,12 +97,7 @@ impl Kiln {
         }
         let (distinct, _) = txn.chunk_stats(region)?;
         drop(txn);
-        let mut stored = 0;
-        self.storage
-            .chunks(region)?
-            .backend()
-            .list(&mut |meta| stored += meta.size)
-            .map_err(|e| CoreError::Storage(e.to_string()))?;
+        let stored = self.storage.stored_bytes(region);
         Ok((logical, distinct, stored))
     }
 }

@@ -366,16 +366,16 @@ impl Kiln {
             images.retain(|i| owners.iter().any(|o| owner_matches(o, &i.account, ctx, &aliases)));
         }
         if !executable_by.is_empty() {
+            // EC2 scopes by explicit launch permissions: `self` (or the caller's own id) means
+            // images shared with the caller, another id means images shared with that account;
+            // owning an image is not an explicit permission, so owners never match.
             images.retain(|i| {
                 executable_by.iter().any(|e| match e.as_str() {
                     "all" => i.data.is_public(),
-                    "self" => i.account != ctx.account && may_launch(ctx, i),
-                    acct => {
-                        i.account == acct
-                            || i.data
-                                .launch_permissions
-                                .iter()
-                                .any(|g| matches!(g, Grantee::All) || matches!(g, Grantee::Account(a) if a == acct))
+                    user => {
+                        let who = if user == "self" { ctx.account.as_str() } else { user };
+                        i.account != who
+                            && i.data.launch_permissions.iter().any(|g| matches!(g, Grantee::Account(a) if a == who))
                     }
                 })
             });

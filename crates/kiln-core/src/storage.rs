@@ -67,6 +67,23 @@ impl Storage {
         Ok(store)
     }
 
+    /// Bytes of the region's chunk files, counted by walking the directory without opening
+    /// the store (opening it clears temp files, which only the serving process may do).
+    pub fn stored_bytes(&self, region: &str) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    _ => 0,
+                })
+                .sum()
+        }
+        walk(&self.region_dir(region).join("chunks").join("chunks"))
+    }
+
     /// Path of a volume's qcow2 file.
     pub fn volume_path(&self, region: &str, volume_id: &str) -> PathBuf {
         self.region_dir(region).join("volumes").join(format!("{volume_id}.qcow2"))

@@ -56,17 +56,17 @@ impl ImageSource {
             return Err(DiskError::UnsafeImage { path: path.to_path_buf(), reason });
         }
         let candidates = nonzero_blocks(&allocated_extents(path, format)?, BLOCK_SIZE);
-        let reader = match format {
-            Format::Raw => Reader::Raw(File::open(path).map_err(io_err("open", path))?),
-            Format::Qcow2 => Reader::Nbd(BlockReader::open(path, format)?),
+        let (reader, size) = match format {
+            Format::Raw => {
+                let file = File::open(path).map_err(io_err("open", path))?;
+                // qemu-img rounds a raw file's virtual size up to 512 bytes; the file's own
+                // length is the image, byte for byte.
+                let len = file.metadata().map_err(io_err("stat", path))?.len();
+                (Reader::Raw(file), len)
+            }
+            Format::Qcow2 => (Reader::Nbd(BlockReader::open(path, format)?), info.virtual_size),
         };
-        Ok(ImageSource {
-            format,
-            size: info.virtual_size,
-            candidates: candidates.into_iter(),
-            reader,
-            path: path.to_path_buf(),
-        })
+        Ok(ImageSource { format, size, candidates: candidates.into_iter(), reader, path: path.to_path_buf() })
     }
 
     /// The format found in the header.

@@ -378,3 +378,24 @@ fn nbd_client_reads_a_named_export_of_qemu_storage_daemon() {
     assert_eq!(all, base_bytes);
     client.disconnect().unwrap();
 }
+
+#[test]
+fn raw_source_of_an_odd_size_yields_its_exact_tail() {
+    if !tools(&["qemu-img"]) {
+        return;
+    }
+    let dir = temp();
+    let path = dir.path().join("odd.raw");
+    // Not a multiple of 512: qemu-img rounds the virtual size up, the file must not be.
+    let size = 3 * BLOCK_SIZE + 12_345;
+    let mut bytes = vec![0u8; size as usize];
+    bytes[..100].fill(1);
+    bytes[size as usize - 5..].copy_from_slice(b"tail!");
+    std::fs::write(&path, &bytes).unwrap();
+    let source = ImageSource::open(&path).unwrap();
+    assert_eq!(source.size(), size);
+    let blocks = collect(source);
+    assert_eq!(blocks.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 3]);
+    assert_eq!(blocks[1].1.len(), 12_345);
+    assert!(blocks[1].1.ends_with(b"tail!"));
+}

@@ -282,8 +282,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             w.bool("return", true);
             if *delete_associated_snapshots {
                 w.list("deleteSnapshotResultSet", &results, |w, (id, outcome)| {
-                    w.text("snapshotId", id)
-                        .text("returnCode", if outcome.is_ok() { "success" } else { "warn-skipped" });
+                    w.text("snapshotId", id).text("returnCode", if outcome.is_ok() { "success" } else { "skipped" });
                 });
             }
         }

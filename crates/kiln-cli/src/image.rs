@@ -1,0 +1,206 @@
+//! `kiln image import` and `kiln image export`: a disk image file in, a registered image
+//! out, and back, through the server's EBS direct API (so the server stays the only writer of
+//! its chunk store).
+//!
+//! Import streams the file (raw or qcow2) block by block: nothing is copied to a temporary
+//! file, all-zero blocks are never sent, and every block carries its SHA-256. The source's
+//! exact byte size is kept as the snapshot tag `kiln:source-size`, so export writes back a
+//! file of the same size and bytes.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_disk::{Format, ImageSource, RawWriter, BLOCK_SIZE};
+use sha2::{Digest, Sha256};
+
+use crate::client::{xml_text, Client};
+
+/// The tag that records an imported file's exact size.
+pub const SOURCE_SIZE_TAG: &str = "kiln:source-size";
+const GIB: u64 = 1 << 30;
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn checksum(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data))
+}
+
+/// What `kiln image import` registers.
+pub struct ImportSpec<'a> {
+    /// Image name.
+    pub name: &'a str,
+    /// Description.
+    pub description: Option<&'a str>,
+    /// Architecture.
+    pub architecture: &'a str,
+    /// Boot mode, if any.
+    pub boot_mode: Option<&'a str>,
+}
+
+/// Imports `file` as a snapshot and registers an image over it; returns `(image id, snapshot id)`.
+pub fn import(client: &Client, file: &Path, spec: &ImportSpec<'_>) -> anyhow::Result<(String, String)> {
+    let source = ImageSource::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = source.size();
+    let gib = size.div_ceil(GIB).max(1);
+    let start = serde_json::json!({
+        "VolumeSize": gib,
+        "Description": format!("Imported from {}", file.file_name().and_then(|n| n.to_str()).unwrap_or("a file")),
+        "Tags": [{ "Key": SOURCE_SIZE_TAG, "Value": size.to_string() }],
+    });
+    let reply = client.ebs(
+        "POST",
+        "/snapshots",
+        "",
+        &[("content-type", "application/json".into())],
+        start.to_string().as_bytes(),
+    )?;
+    let started: serde_json::Value = serde_json::from_slice(&reply.body)?;
+    let snapshot_id =
+        started["SnapshotId"].as_str().ok_or_else(|| anyhow!("StartSnapshot returned no SnapshotId"))?.to_string();
+
+    let pb = bar(size, &format!("importing {} ({})", file.display(), source.format().as_str()));
+    let mut written = 0u64;
+    for item in source {
+        let (index, mut data) = item.with_context(|| format!("reading {}", file.display()))?;
+        // The last block of a file that is not a multiple of the block size is padded: the
+        // snapshot's volume is whole GiB, and the recorded size trims it again on export.
+        data.resize(BLOCK_SIZE as usize, 0);
+        client.ebs(
+            "PUT",
+            &format!("/snapshots/{snapshot_id}/blocks/{index}"),
+            "",
+            &[
+                ("x-amz-data-length", data.len().to_string()),
+                ("x-amz-checksum", checksum(&data)),
+                ("x-amz-checksum-algorithm", "SHA256".into()),
+                ("content-type", "application/octet-stream".into()),
+            ],
+            &data,
+        )?;
+        written += 1;
+        pb.set_position(((index + 1) * BLOCK_SIZE).min(size));
+    }
+    pb.finish_with_message(format!("imported {written} blocks holding data"));
+    client.ebs(
+        "POST",
+        &format!("/snapshots/completion/{snapshot_id}"),
+        "",
+        &[("x-amz-changedblockscount", written.to_string())],
+        b"",
+    )?;
+    let mut params = vec![
+        ("Name", spec.name.to_string()),
+        ("Architecture", spec.architecture.to_string()),
+        ("RootDeviceName", "/dev/xvda".to_string()),
+        ("VirtualizationType", "hvm".to_string()),
+        ("BlockDeviceMapping.1.DeviceName", "/dev/xvda".to_string()),
+        ("BlockDeviceMapping.1.Ebs.SnapshotId", snapshot_id.clone()),
+        ("BlockDeviceMapping.1.Ebs.VolumeSize", gib.to_string()),
+        ("BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true".to_string()),
+    ];
+    if let Some(d) = spec.description {
+        params.push(("Description", d.to_string()));
+    }
+    if let Some(b) = spec.boot_mode {
+        params.push(("BootMode", b.to_string()));
+    }
+    let doc = client.ec2("RegisterImage", &params)?;
+    let image_id = xml_text(&doc, "imageId").ok_or_else(|| anyhow!("RegisterImage returned no imageId"))?;
+    Ok((image_id, snapshot_id))
+}
+
+/// The value of a tag in a Describe response document.
+fn tag_value(doc: &str, key: &str) -> Option<String> {
+    let needle = format!("<key>{key}</key><value>");
+    let start = doc.find(&needle)? + needle.len();
+    let end = doc[start..].find("</value>")? + start;
+    Some(doc[start..end].to_string())
+}
+
+/// Writes the root volume of `image_id` to `file` as raw or qcow2.
+pub fn export(client: &Client, image_id: &str, file: &Path, format: Format) -> anyhow::Result<u64> {
+    let doc = client.ec2("DescribeImages", &[("ImageId.1", image_id.to_string())])?;
+    let root = xml_text(&doc, "rootDeviceName").ok_or_else(|| anyhow!("{image_id} has no root device"))?;
+    let snapshot_id =
+        root_snapshot(&doc, &root).ok_or_else(|| anyhow!("{image_id}'s root device {root} has no snapshot"))?;
+    let snap_doc = client.ec2("DescribeSnapshots", &[("SnapshotId.1", snapshot_id.clone())])?;
+    let gib: u64 =
+        xml_text(&snap_doc, "volumeSize").and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("no volumeSize"))?;
+    let size = tag_value(&snap_doc, SOURCE_SIZE_TAG).and_then(|v| v.parse().ok()).unwrap_or(gib * GIB);
+
+    let raw_path = match format {
+        Format::Raw => file.to_path_buf(),
+        Format::Qcow2 => file.with_extension("raw.partial"),
+    };
+    let mut writer = RawWriter::create(&raw_path, size)?;
+    let pb = bar(size, &format!("exporting {image_id}"));
+    let mut token: Option<String> = None;
+    loop {
+        let query = match &token {
+            Some(t) => format!("pageToken={}", form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()),
+            None => String::new(),
+        };
+        let reply = client.ebs("GET", &format!("/snapshots/{snapshot_id}/blocks"), &query, &[], b"")?;
+        let page: serde_json::Value = serde_json::from_slice(&reply.body)?;
+        for b in page["Blocks"].as_array().cloned().unwrap_or_default() {
+            let index = b["BlockIndex"].as_u64().ok_or_else(|| anyhow!("bad BlockIndex"))?;
+            let block_token = b["BlockToken"].as_str().ok_or_else(|| anyhow!("bad BlockToken"))?;
+            let q =
+                format!("blockToken={}", form_urlencoded::byte_serialize(block_token.as_bytes()).collect::<String>());
+            let data = client.ebs("GET", &format!("/snapshots/{snapshot_id}/blocks/{index}"), &q, &[], b"")?;
+            if data.header("x-amz-checksum") != Some(checksum(&data.body).as_str()) {
+                bail!("block {index} of {snapshot_id} arrived with a wrong checksum");
+            }
+            let offset = index * BLOCK_SIZE;
+            if offset >= size {
+                continue;
+            }
+            let keep = (size - offset).min(BLOCK_SIZE) as usize;
+            writer.write_block(index, &data.body[..keep])?;
+            pb.set_position((offset + keep as u64).min(size));
+        }
+        token = page["NextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    writer.finish()?;
+    if format == Format::Qcow2 {
+        let converted = kiln_disk::convert(&raw_path, Format::Raw, file, Format::Qcow2);
+        let _ = std::fs::remove_file(&raw_path);
+        converted?;
+    }
+    pb.finish_with_message(format!("exported {image_id}"));
+    Ok(size)
+}
+
+/// The snapshot of the mapping whose device is the root device.
+fn root_snapshot(doc: &str, root: &str) -> Option<String> {
+    let device = format!("<deviceName>{root}</deviceName>");
+    let at = doc.find(&device)?;
+    xml_text(&doc[at..], "snapshotId")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tags_and_root_snapshots() {
+        let doc = "<x><tagSet><item><key>kiln:source-size</key><value>1234</value></item></tagSet></x>";
+        assert_eq!(tag_value(doc, SOURCE_SIZE_TAG).as_deref(), Some("1234"));
+        let img = "<blockDeviceMapping><item><deviceName>/dev/sdb</deviceName><ebs><snapshotId>snap-b</snapshotId></ebs></item><item><deviceName>/dev/xvda</deviceName><ebs><snapshotId>snap-a</snapshotId></ebs></item></blockDeviceMapping>";
+        assert_eq!(root_snapshot(img, "/dev/xvda").as_deref(), Some("snap-a"));
+    }
+}
