@@ -333,11 +333,20 @@ def test_describe_tags_only_shows_own_account_and_region(ec2, unique):
     assert ec2("a", "us-west-2").describe_tags(Filters=flt)["Tags"] == []
 
 
-@pytest.mark.parametrize("rid", ["ami-12345678", "i-0123456789abcdef0", "bogus", "sg"])
+@pytest.mark.parametrize("rid", ["bogus", "sg"])
 def test_unknown_prefix_is_invalid_id(ec2, rid):
     with pytest.raises(ClientError) as e:
         ec2().create_tags(Resources=[rid], Tags=kv(("a", "b")))
     assert error_code(e) == "InvalidID"
+
+
+@pytest.mark.parametrize("rid, code", [("ami-12345678", "InvalidAMIID.NotFound"),
+                                       ("i-0123456789abcdef0", "InvalidInstanceID.NotFound")])
+def test_unknown_resource_of_a_known_kind_is_not_found(ec2, rid, code):
+    # Images and instances are known kinds, so an unknown one is missing rather than an invalid id.
+    with pytest.raises(ClientError) as e:
+        ec2().create_tags(Resources=[rid], Tags=kv(("a", "b")))
+    assert error_code(e) == code
 
 
 def test_malformed_id_of_known_kind(ec2):
