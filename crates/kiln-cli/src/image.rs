@@ -20,6 +20,8 @@ use crate::client::{xml_text, Client};
 /// The tag that records an imported file's exact size.
 pub const SOURCE_SIZE_TAG: &str = "kiln:source-size";
 const GIB: u64 = 1 << 30;
+/// Concurrent block uploads during an import.
+const UPLOADERS: usize = 4;
 
 fn bar(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
@@ -70,27 +72,73 @@ pub fn import(client: &Client, file: &Path, spec: &ImportSpec<'_>) -> anyhow::Re
         started["SnapshotId"].as_str().ok_or_else(|| anyhow!("StartSnapshot returned no SnapshotId"))?.to_string();
 
     let pb = bar(size, &format!("importing {} ({})", file.display(), source.format().as_str()));
-    let mut written = 0u64;
-    for item in source {
-        let (index, mut data) = item.with_context(|| format!("reading {}", file.display()))?;
-        // The last block of a file that is not a multiple of the block size is padded: the
-        // snapshot's volume is whole GiB, and the recorded size trims it again on export.
-        data.resize(BLOCK_SIZE as usize, 0);
-        client.ebs(
-            "PUT",
-            &format!("/snapshots/{snapshot_id}/blocks/{index}"),
-            "",
-            &[
-                ("x-amz-data-length", data.len().to_string()),
-                ("x-amz-checksum", checksum(&data)),
-                ("x-amz-checksum-algorithm", "SHA256".into()),
-                ("content-type", "application/octet-stream".into()),
-            ],
-            &data,
-        )?;
-        written += 1;
-        pb.set_position(((index + 1) * BLOCK_SIZE).min(size));
-    }
+    // The file is read in order on this thread; a few uploaders keep the server's per-block
+    // durability work (chunk fsync, metadata commit) overlapping instead of serial.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(UPLOADERS * 2);
+    let rx = std::sync::Mutex::new(rx);
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let read_result = std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut workers = Vec::new();
+        for _ in 0..UPLOADERS {
+            workers.push(scope.spawn(|| -> anyhow::Result<()> {
+                let mut first_error = None;
+                loop {
+                    let next = rx.lock().map_err(|_| anyhow!("upload queue poisoned"))?.recv();
+                    let Ok((index, data)) = next else { return first_error.map_or(Ok(()), Err) };
+                    // After a failure keep draining, so the reader never blocks on a full queue.
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
+                    let put = client.ebs(
+                        "PUT",
+                        &format!("/snapshots/{snapshot_id}/blocks/{index}"),
+                        "",
+                        &[
+                            ("x-amz-data-length", data.len().to_string()),
+                            ("x-amz-checksum", checksum(&data)),
+                            ("x-amz-checksum-algorithm", "SHA256".into()),
+                            ("content-type", "application/octet-stream".into()),
+                        ],
+                        &data,
+                    );
+                    match put {
+                        Ok(_) => {
+                            written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }));
+        }
+        let mut result = Ok(());
+        for item in source {
+            let (index, mut data) = match item.with_context(|| format!("reading {}", file.display())) {
+                Ok(v) => v,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            // The last block of a file that is not a multiple of the block size is padded: the
+            // snapshot's volume is whole GiB, and the recorded size trims it again on export.
+            data.resize(BLOCK_SIZE as usize, 0);
+            if failed.load(std::sync::atomic::Ordering::Relaxed) || tx.send((index, data)).is_err() {
+                break; // an upload failed; its error is reported below
+            }
+            pb.set_position(((index + 1) * BLOCK_SIZE).min(size));
+        }
+        drop(tx);
+        for w in workers {
+            w.join().map_err(|_| anyhow!("an uploader panicked"))??;
+        }
+        result
+    });
+    read_result?;
+    let written = written.into_inner();
     pb.finish_with_message(format!("imported {written} blocks holding data"));
     client.ebs(
         "POST",
