@@ -9,7 +9,7 @@
 4. Two images that differ by a few packages: stored bytes of both vs one.
 
 Usage: cargo build --release && python3 benches/storage_bench.py [--keep DIR]
-Needs: mkfs.ext4, qemu-img, qemu-io; ~6 GiB of free disk in $TMPDIR.
+Needs: root (a loop mount), mkfs.ext4, qemu-img, qemu-io; ~6 GiB of free disk in $TMPDIR.
 """
 
 import os
