@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use kiln_meta::{MetaTxn, Query};
-use kiln_types::{BlockDeviceMapping, Filter, Grantee, Page, ResourceKind, TagSpecification};
+use kiln_types::{BlockDeviceMapping, Filter, Grantee, Page, RegisterImageSpec, ResourceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
@@ -125,41 +125,6 @@ fn check_name(name: &str) -> CoreResult<()> {
     Ok(())
 }
 
-/// What `RegisterImage` asks for, in domain terms.
-#[derive(Debug, Clone, Default)]
-pub struct RegisterSpec {
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Architecture.
-    pub architecture: Option<String>,
-    /// Root device name.
-    pub root_device_name: Option<String>,
-    /// Mappings.
-    pub block_device_mappings: Vec<BlockDeviceMapping>,
-    /// Virtualization type.
-    pub virtualization_type: Option<String>,
-    /// Boot mode.
-    pub boot_mode: Option<String>,
-    /// ENA.
-    pub ena_support: Option<bool>,
-    /// SR-IOV.
-    pub sriov_net_support: Option<String>,
-    /// IMDS support.
-    pub imds_support: Option<String>,
-    /// TPM support.
-    pub tpm_support: Option<String>,
-    /// Kernel id.
-    pub kernel_id: Option<String>,
-    /// Ramdisk id.
-    pub ramdisk_id: Option<String>,
-    /// Image location.
-    pub image_location: Option<String>,
-    /// Tags.
-    pub tag_specs: Vec<TagSpecification>,
-}
-
 fn one_of(param: &str, value: Option<&str>, allowed: &[&str], default: &str) -> CoreResult<String> {
     let v = value.unwrap_or(default);
     if allowed.contains(&v) {
@@ -188,7 +153,7 @@ impl Kiln {
     }
 
     /// `RegisterImage`.
-    pub fn register_image(&self, ctx: &Ctx, spec: &RegisterSpec) -> CoreResult<Item<ImageData>> {
+    pub fn register_image(&self, ctx: &Ctx, spec: &RegisterImageSpec) -> CoreResult<Item<ImageData>> {
         check_name(&spec.name)?;
         if spec.description.as_deref().is_some_and(|d| d.chars().count() > 255) {
             return Err(CoreError::InvalidParameterValue("Image descriptions are limited to 255 characters".into()));

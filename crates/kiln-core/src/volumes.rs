@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use kiln_types::{Filter, Page, ResourceKind, TagSpecification};
+pub use kiln_types::{CreateVolumeSpec, VolumeChange};
+use kiln_types::{Filter, Page, ResourceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
@@ -20,35 +21,6 @@ use crate::{idempotency, tags, Ctx, Kiln};
 
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
-
-/// What `CreateVolume` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct CreateVolumeSpec {
-    /// Zone name.
-    pub availability_zone: Option<String>,
-    /// Zone id.
-    pub availability_zone_id: Option<String>,
-    /// Size, GiB.
-    pub size: Option<i64>,
-    /// Source snapshot.
-    pub snapshot_id: Option<String>,
-    /// Volume type.
-    pub volume_type: Option<String>,
-    /// IOPS.
-    pub iops: Option<i64>,
-    /// Throughput.
-    pub throughput: Option<i64>,
-    /// Encrypted flag.
-    pub encrypted: Option<bool>,
-    /// KMS key id.
-    pub kms_key_id: Option<String>,
-    /// Multi-attach.
-    pub multi_attach_enabled: bool,
-    /// Idempotency token.
-    pub client_token: Option<String>,
-    /// Tags.
-    pub tag_specs: Vec<TagSpecification>,
-}
 
 /// A volume attachment (instances arrive with the instances feature).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -98,21 +70,6 @@ pub struct Modification {
     pub end_time: Option<String>,
     /// Failure reason.
     pub status_message: Option<String>,
-}
-
-/// What `ModifyVolume` asks to change.
-#[derive(Debug, Clone, Default)]
-pub struct VolumeChange {
-    /// New size, GiB.
-    pub size: Option<i64>,
-    /// New type.
-    pub volume_type: Option<String>,
-    /// New IOPS.
-    pub iops: Option<i64>,
-    /// New throughput.
-    pub throughput: Option<i64>,
-    /// New multi-attach setting.
-    pub multi_attach: Option<bool>,
 }
 
 /// One page of `DescribeVolumesModifications`: `(volume id, latest modification)` rows.
@@ -588,15 +545,6 @@ impl Kiln {
             ))),
             None => Err(CoreError::IncorrectState(format!("Volume '{volume_id}' is in the 'available' state."))),
         }
-    }
-}
-
-/// Checks a snapshot id a request names without loading it (for early, typed errors).
-pub fn check_snapshot_id(id: &str) -> CoreResult<()> {
-    if ResourceKind::Snapshot.is_well_formed(id) {
-        Ok(())
-    } else {
-        Err(CoreError::Malformed { kind: ResourceKind::Snapshot, id: id.to_string() })
     }
 }
 

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use kiln_core::images::RegisterSpec;
 use kiln_core::security_groups::RuleTarget;
-use kiln_core::volumes::{CreateVolumeSpec, VolumeChange};
 use kiln_core::{Ctx, Kiln};
 use kiln_ec2::action::RuleChange;
 use kiln_ec2::xml::XmlWriter;
@@ -125,22 +123,8 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             w.list("tagSet", &rows, render::tag_description);
             next_token(&mut w, &next);
         }
-        Ec2Action::CreateVolume(v) => {
-            let spec = CreateVolumeSpec {
-                availability_zone: v.availability_zone.clone(),
-                availability_zone_id: v.availability_zone_id.clone(),
-                size: v.size,
-                snapshot_id: v.snapshot_id.clone(),
-                volume_type: v.volume_type.clone(),
-                iops: v.iops,
-                throughput: v.throughput,
-                encrypted: v.encrypted,
-                kms_key_id: v.kms_key_id.clone(),
-                multi_attach_enabled: v.multi_attach_enabled,
-                client_token: v.client_token.clone(),
-                tag_specs: v.tag_specs.clone(),
-            };
-            let vol = kiln.create_volume(ctx, &spec)?;
+        Ec2Action::CreateVolume(spec) => {
+            let vol = kiln.create_volume(ctx, spec)?;
             render::volume(&mut w, &vol);
         }
         Ec2Action::DescribeVolumes { volume_ids, filters, page } => {
@@ -152,15 +136,8 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             kiln.delete_volume(ctx, volume_id)?;
             w.bool("return", true);
         }
-        Ec2Action::ModifyVolume(m) => {
-            let change = VolumeChange {
-                size: m.size,
-                volume_type: m.volume_type.clone(),
-                iops: m.iops,
-                throughput: m.throughput,
-                multi_attach: m.multi_attach_enabled,
-            };
-            let (vol, modification) = kiln.modify_volume(ctx, &m.volume_id, &change)?;
+        Ec2Action::ModifyVolume { volume_id, change } => {
+            let (vol, modification) = kiln.modify_volume(ctx, volume_id, change)?;
             w.start("volumeModification");
             render::modification(&mut w, &vol.id, &modification);
             w.end();
@@ -250,25 +227,8 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             kiln.reset_snapshot_permissions(ctx, snapshot_id, attribute)?;
             w.bool("return", true);
         }
-        Ec2Action::RegisterImage(r) => {
-            let spec = RegisterSpec {
-                name: r.name.clone(),
-                description: r.description.clone(),
-                architecture: r.architecture.clone(),
-                root_device_name: r.root_device_name.clone(),
-                block_device_mappings: r.block_device_mappings.clone(),
-                virtualization_type: r.virtualization_type.clone(),
-                boot_mode: r.boot_mode.clone(),
-                ena_support: r.ena_support,
-                sriov_net_support: r.sriov_net_support.clone(),
-                imds_support: r.imds_support.clone(),
-                tpm_support: r.tpm_support.clone(),
-                kernel_id: r.kernel_id.clone(),
-                ramdisk_id: r.ramdisk_id.clone(),
-                image_location: r.image_location.clone(),
-                tag_specs: r.tag_specs.clone(),
-            };
-            let image = kiln.register_image(ctx, &spec)?;
+        Ec2Action::RegisterImage(spec) => {
+            let image = kiln.register_image(ctx, spec)?;
             w.text("imageId", &image.id);
         }
         Ec2Action::DescribeImages { describe: d, include_deprecated: _, include_disabled: _ } => {

@@ -333,3 +333,82 @@ pub struct BlockDeviceMapping {
     /// EBS volume.
     pub ebs: Option<EbsSpec>,
 }
+
+/// What `CreateVolume` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVolumeSpec {
+    /// Zone name.
+    pub availability_zone: Option<String>,
+    /// Zone id (alternative to the name).
+    pub availability_zone_id: Option<String>,
+    /// Size, GiB.
+    pub size: Option<i64>,
+    /// Source snapshot.
+    pub snapshot_id: Option<String>,
+    /// Volume type; default gp2.
+    pub volume_type: Option<String>,
+    /// Provisioned IOPS.
+    pub iops: Option<i64>,
+    /// Throughput (gp3), MiB/s.
+    pub throughput: Option<i64>,
+    /// Encryption flag.
+    pub encrypted: Option<bool>,
+    /// KMS key id.
+    pub kms_key_id: Option<String>,
+    /// Multi-attach.
+    pub multi_attach_enabled: bool,
+    /// Idempotency token.
+    pub client_token: Option<String>,
+    /// Tags.
+    pub tag_specs: Vec<TagSpecification>,
+}
+
+/// What `ModifyVolume` asks to change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeChange {
+    /// New size, GiB.
+    pub size: Option<i64>,
+    /// New type.
+    pub volume_type: Option<String>,
+    /// New IOPS.
+    pub iops: Option<i64>,
+    /// New throughput.
+    pub throughput: Option<i64>,
+    /// New multi-attach setting.
+    pub multi_attach: Option<bool>,
+}
+
+/// What `RegisterImage` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegisterImageSpec {
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// x86_64, arm64, i386, …
+    pub architecture: Option<String>,
+    /// Root device name, e.g. `/dev/xvda`.
+    pub root_device_name: Option<String>,
+    /// Block device mappings.
+    pub block_device_mappings: Vec<BlockDeviceMapping>,
+    /// `hvm` or `paravirtual`.
+    pub virtualization_type: Option<String>,
+    /// `legacy-bios`, `uefi`, `uefi-preferred`.
+    pub boot_mode: Option<String>,
+    /// ENA flag.
+    pub ena_support: Option<bool>,
+    /// SR-IOV flag (`simple`).
+    pub sriov_net_support: Option<String>,
+    /// `v2.0` requires IMDSv2.
+    pub imds_support: Option<String>,
+    /// `v2.0` for NitroTPM.
+    pub tpm_support: Option<String>,
+    /// Kernel image id (paravirtual).
+    pub kernel_id: Option<String>,
+    /// Ramdisk image id (paravirtual).
+    pub ramdisk_id: Option<String>,
+    /// Image location (instance-store images).
+    pub image_location: Option<String>,
+    /// Tags.
+    pub tag_specs: Vec<TagSpecification>,
+}

@@ -1,16 +1,16 @@
 //! Parse, then dispatch: every request becomes one [`Ec2Action`] before any domain code runs.
 
 use base64::Engine;
-use kiln_types::{CidrPeer, Filter, GroupPeer, IpPermission, Page, Tag, TagSpecification};
+use kiln_types::{
+    CidrPeer, CreateVolumeSpec, Filter, GroupPeer, IpPermission, Page, RegisterImageSpec, Tag, TagSpecification,
+    VolumeChange,
+};
 
 pub mod storage;
 
 use crate::params::Params;
 use crate::{known_actions, ProtocolError};
-pub use storage::{
-    CreateVolumeInput, ModifyImageAttributeInput, ModifyVolumeInput, OwnedDescribe, PermissionChange,
-    RegisterImageInput,
-};
+pub use storage::{ModifyImageAttributeInput, OwnedDescribe, PermissionChange};
 
 /// A parsed request: the action and the flags every action shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +117,7 @@ pub enum Ec2Action {
         filters: Vec<Filter>,
         page: Page,
     },
-    CreateVolume(CreateVolumeInput),
+    CreateVolume(CreateVolumeSpec),
     DescribeVolumes {
         volume_ids: Vec<String>,
         filters: Vec<Filter>,
@@ -126,7 +126,10 @@ pub enum Ec2Action {
     DeleteVolume {
         volume_id: String,
     },
-    ModifyVolume(ModifyVolumeInput),
+    ModifyVolume {
+        volume_id: String,
+        change: VolumeChange,
+    },
     DescribeVolumesModifications {
         volume_ids: Vec<String>,
         filters: Vec<Filter>,
@@ -181,7 +184,7 @@ pub enum Ec2Action {
         snapshot_id: String,
         attribute: String,
     },
-    RegisterImage(RegisterImageInput),
+    RegisterImage(RegisterImageSpec),
     DescribeImages {
         describe: OwnedDescribe,
         include_deprecated: bool,
@@ -246,7 +249,7 @@ impl Ec2Action {
             Ec2Action::CreateVolume(_) => "CreateVolume",
             Ec2Action::DescribeVolumes { .. } => "DescribeVolumes",
             Ec2Action::DeleteVolume { .. } => "DeleteVolume",
-            Ec2Action::ModifyVolume(_) => "ModifyVolume",
+            Ec2Action::ModifyVolume { .. } => "ModifyVolume",
             Ec2Action::DescribeVolumesModifications { .. } => "DescribeVolumesModifications",
             Ec2Action::AttachVolume { .. } => "AttachVolume",
             Ec2Action::DetachVolume { .. } => "DetachVolume",
@@ -588,7 +591,10 @@ impl Ec2Request {
                 Ec2Action::DescribeVolumes { volume_ids, filters: p.filters()?, page }
             }
             "DeleteVolume" => Ec2Action::DeleteVolume { volume_id: p.required("VolumeId")?.to_string() },
-            "ModifyVolume" => Ec2Action::ModifyVolume(storage::modify_volume(p)?),
+            "ModifyVolume" => {
+                let (volume_id, change) = storage::modify_volume(p)?;
+                Ec2Action::ModifyVolume { volume_id, change }
+            }
             "DescribeVolumesModifications" => Ec2Action::DescribeVolumesModifications {
                 volume_ids: p.strings("VolumeId")?,
                 filters: p.filters()?,

@@ -1,91 +1,12 @@
 //! Typed inputs of the volume, snapshot and image actions.
 
-use kiln_types::{BlockDeviceMapping, EbsSpec, Filter, Grantee, Page, TagSpecification};
+use kiln_types::{
+    BlockDeviceMapping, CreateVolumeSpec, EbsSpec, Filter, Grantee, Page, RegisterImageSpec, VolumeChange,
+};
 
 use super::{page, tag_specs};
 use crate::params::Params;
 use crate::ProtocolError;
-
-/// `CreateVolume`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CreateVolumeInput {
-    /// Zone name.
-    pub availability_zone: Option<String>,
-    /// Zone id (alternative to the name).
-    pub availability_zone_id: Option<String>,
-    /// Size, GiB.
-    pub size: Option<i64>,
-    /// Source snapshot.
-    pub snapshot_id: Option<String>,
-    /// Volume type; default gp2.
-    pub volume_type: Option<String>,
-    /// Provisioned IOPS.
-    pub iops: Option<i64>,
-    /// Throughput (gp3), MiB/s.
-    pub throughput: Option<i64>,
-    /// Encryption flag.
-    pub encrypted: Option<bool>,
-    /// KMS key id.
-    pub kms_key_id: Option<String>,
-    /// Multi-attach.
-    pub multi_attach_enabled: bool,
-    /// Idempotency token.
-    pub client_token: Option<String>,
-    /// Tags.
-    pub tag_specs: Vec<TagSpecification>,
-}
-
-/// `ModifyVolume`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ModifyVolumeInput {
-    /// Target volume.
-    pub volume_id: String,
-    /// New size, GiB.
-    pub size: Option<i64>,
-    /// New type.
-    pub volume_type: Option<String>,
-    /// New IOPS.
-    pub iops: Option<i64>,
-    /// New throughput.
-    pub throughput: Option<i64>,
-    /// New multi-attach setting.
-    pub multi_attach_enabled: Option<bool>,
-}
-
-/// `RegisterImage`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RegisterImageInput {
-    /// Unique name.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// x86_64, arm64, i386, …
-    pub architecture: Option<String>,
-    /// Root device name, e.g. `/dev/xvda`.
-    pub root_device_name: Option<String>,
-    /// Block device mappings.
-    pub block_device_mappings: Vec<BlockDeviceMapping>,
-    /// `hvm` or `paravirtual`.
-    pub virtualization_type: Option<String>,
-    /// `legacy-bios`, `uefi`, `uefi-preferred`.
-    pub boot_mode: Option<String>,
-    /// ENA flag.
-    pub ena_support: Option<bool>,
-    /// SR-IOV flag (`simple`).
-    pub sriov_net_support: Option<String>,
-    /// `v2.0` requires IMDSv2.
-    pub imds_support: Option<String>,
-    /// `v2.0` for NitroTPM.
-    pub tpm_support: Option<String>,
-    /// Kernel image id (paravirtual).
-    pub kernel_id: Option<String>,
-    /// Ramdisk image id (paravirtual).
-    pub ramdisk_id: Option<String>,
-    /// S3 manifest location (instance-store images).
-    pub image_location: Option<String>,
-    /// Tags.
-    pub tag_specs: Vec<TagSpecification>,
-}
 
 /// Additions and removals of a permission list, from either the structured or legacy form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -206,8 +127,8 @@ fn block_device_mappings(p: &Params) -> Result<Vec<BlockDeviceMapping>, Protocol
 }
 
 /// Parses `CreateVolume`.
-pub fn create_volume(p: &Params) -> Result<CreateVolumeInput, ProtocolError> {
-    Ok(CreateVolumeInput {
+pub fn create_volume(p: &Params) -> Result<CreateVolumeSpec, ProtocolError> {
+    Ok(CreateVolumeSpec {
         availability_zone: p.string("AvailabilityZone").filter(|s| !s.is_empty()),
         availability_zone_id: p.string("AvailabilityZoneId").filter(|s| !s.is_empty()),
         size: p.int("Size")?,
@@ -224,20 +145,22 @@ pub fn create_volume(p: &Params) -> Result<CreateVolumeInput, ProtocolError> {
 }
 
 /// Parses `ModifyVolume`.
-pub fn modify_volume(p: &Params) -> Result<ModifyVolumeInput, ProtocolError> {
-    Ok(ModifyVolumeInput {
-        volume_id: p.required("VolumeId")?.to_string(),
-        size: p.int("Size")?,
-        volume_type: p.string("VolumeType").filter(|s| !s.is_empty()),
-        iops: p.int("Iops")?,
-        throughput: p.int("Throughput")?,
-        multi_attach_enabled: p.bool("MultiAttachEnabled")?,
-    })
+pub fn modify_volume(p: &Params) -> Result<(String, VolumeChange), ProtocolError> {
+    Ok((
+        p.required("VolumeId")?.to_string(),
+        VolumeChange {
+            size: p.int("Size")?,
+            volume_type: p.string("VolumeType").filter(|s| !s.is_empty()),
+            iops: p.int("Iops")?,
+            throughput: p.int("Throughput")?,
+            multi_attach: p.bool("MultiAttachEnabled")?,
+        },
+    ))
 }
 
 /// Parses `RegisterImage`.
-pub fn register_image(p: &Params) -> Result<RegisterImageInput, ProtocolError> {
-    Ok(RegisterImageInput {
+pub fn register_image(p: &Params) -> Result<RegisterImageSpec, ProtocolError> {
+    Ok(RegisterImageSpec {
         name: p.required("Name")?.to_string(),
         description: p.string("Description"),
         architecture: p.string("Architecture").filter(|s| !s.is_empty()),
