@@ -71,3 +71,17 @@ def test_instance_type_prices_per_region_and_overrides(tmp_path):
     assert west["t3.micro"] == 0.5 and west["m5.large"] == east["m5.large"]
     assert abs(eu["m5.large"] - east["m5.large"] * 1.1) < 1e-6
     assert {"t2.micro", "m5.large", "c5.large", "r5.large", "i3.large", "t4g.micro"} <= set(east)
+
+
+def test_doctor_reports_the_host(server):
+    p = subprocess.run([str(KILN_BIN), "--data-dir", str(server.data_dir), "doctor"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    fields = dict(line.split(":", 1) for line in p.stdout.splitlines())
+    for key in ("accelerator", "qemu-system-x86_64", "qemu-img", "qemu-nbd", "host kernel", "networking", "cpus",
+                "memory available", "disk free"):
+        assert key in fields, p.stdout
+    assert fields["accelerator"].strip().split()[0] in ("kvm", "tcg")
+    # On a PVM host the reason says so; a plain TCG host names the missing piece.
+    if fields["accelerator"].strip().startswith("tcg"):
+        assert "(" in fields["accelerator"]

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln_server::Config;
 
 mod client;
+mod doctor;
 mod image;
 
 #[derive(Parser)]
@@ -49,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Report what this host offers Kiln: accelerator, QEMU tools, kernel, networking, capacity.
+    Doctor,
     /// Storage statistics.
     Storage {
         #[command(subcommand)]
@@ -217,6 +220,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Doctor => print_out(&doctor::report(&config.data_dir)),
         Command::Storage { command: StorageCommand::Stats } => {
             let (kiln, _) = kiln_server::open(&config)?;
             let mut text = format!(

@@ -1,0 +1,71 @@
+//! `kiln doctor`: what this host offers Kiln, in one screen.
+
+use std::path::Path;
+use std::process::Command;
+
+/// First line of `<tool> --version`, or why there is none.
+fn tool_version(tool: &str, hint: &str) -> String {
+    match Command::new(tool).arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("unknown version").trim().to_string()
+        }
+        _ => format!("not installed ({hint})"),
+    }
+}
+
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
+/// Free bytes on the filesystem holding `dir` (or its nearest existing parent).
+fn disk_free(dir: &Path) -> Option<u64> {
+    let mut probe = dir;
+    while !probe.exists() {
+        probe = probe.parent()?;
+    }
+    let out = Command::new("df").args(["-B1", "--output=avail"]).arg(probe).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
+}
+
+fn gib(bytes: Option<u64>) -> String {
+    bytes.map(|b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)).unwrap_or_else(|| "unknown".into())
+}
+
+/// The report, as text.
+pub fn report(data_dir: &Path) -> String {
+    let accel = kiln_vm::detect_host();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+    let tun = Path::new("/dev/net/tun").exists();
+    // The effective uid is the second field of /proc/self/status's Uid line.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    let networking = if tun && root {
+        "tap devices and bridges available (root, /dev/net/tun)"
+    } else {
+        "user-mode networking with host port forwards (no root or no /dev/net/tun)"
+    };
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut out = String::new();
+    out += &format!("accelerator:        {} ({})\n", accel.accel, accel.reason);
+    out += &format!(
+        "qemu-system-x86_64: {}\n",
+        tool_version("qemu-system-x86_64", "instances need it; on Debian 12 install it from bookworm-backports")
+    );
+    out +=
+        &format!("qemu-img:           {}\n", tool_version("qemu-img", "volumes need it: apt-get install qemu-utils"));
+    out +=
+        &format!("qemu-nbd:           {}\n", tool_version("qemu-nbd", "snapshots need it: apt-get install qemu-utils"));
+    out += &format!("host kernel:        {kernel}\n");
+    out += &format!("networking:         {networking}\n");
+    out += &format!("cpus:               {cpus}\n");
+    out += &format!("memory available:   {} of {}\n", gib(meminfo("MemAvailable:")), gib(meminfo("MemTotal:")));
+    out += &format!("disk free:          {} at {}\n", gib(disk_free(data_dir)), data_dir.display());
+    out
+}
