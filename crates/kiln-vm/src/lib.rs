@@ -1,6 +1,6 @@
 //! Kiln's hypervisor driver: everything that knows QEMU's system emulator.
 //!
-//! This first milestone holds the parts that do not need a running guest to be right:
+//! The parts:
 //!
 //! - [`accel`]: whether this host gets KVM or TCG, decided by a pure function over a view of
 //!   `/dev/kvm`, `/sys/module/kvm_pvm` and `/proc/cpuinfo`, with a reason for the log.
@@ -8,8 +8,10 @@
 //!   typed [`VmSpec`] and pinned by snapshot tests.
 //! - [`qmp`]: a small QMP client (greeting, capabilities, commands with ids, buffered events,
 //!   a deadline on every wait).
+//! - [`vm`]: the per-VM owner thread that runs QEMU and holds the lifecycle state, driven through
+//!   a cloneable [`VmHandle`].
 //!
-//! # The lifecycle this crate will serve
+//! # The lifecycle
 //!
 //! An instance moves through EC2's states:
 //!
@@ -22,7 +24,7 @@
 //!                         terminated
 //! ```
 //!
-//! Each VM will have exactly one owner task (not built yet): it spawns QEMU from [`argv::build`]
+//! Each VM has exactly one owner ([`spawn_vm`]): it spawns QEMU from [`argv::build`]
 //! with `start_paused`, connects [`QmpClient`] before the guest runs, sends `cont`, and from then
 //! on is the only holder of the child process and the QMP socket. Everyone else sends it
 //! commands; a command that does not fit the current state gets a typed error instead of a
@@ -45,9 +47,14 @@
 pub mod accel;
 pub mod argv;
 pub mod qmp;
+pub mod vm;
 
 pub use accel::{detect, detect_host, Accel, AccelChoice};
 pub use argv::{
     build, Disk, DiskFormat, FwCfgFile, HostForward, MacAddr, Machine, Nic, QemuCommand, SpecError, VmSpec,
 };
 pub use qmp::{Event, QmpClient, QmpError, RunState, Status};
+pub use vm::{
+    spawn_vm, GuestShutdownBehavior, StateChange, StateReason, VmCommand, VmConfig, VmError, VmHandle, VmState,
+    VmStatus,
+};
