@@ -59,6 +59,9 @@ class KilnServer:
     def __init__(self, data_dir=None, config_text=CONFIG):
         self.data_dir = pathlib.Path(data_dir or tempfile.mkdtemp(prefix="kiln-test-"))
         self.config_path = self.data_dir.parent / f"{self.data_dir.name}.toml"
+        # Provided images download Debian packages; only the tests about them turn that on.
+        if "provided_images" not in config_text:
+            config_text = "provided_images = []\n" + config_text
         self.config_path.write_text(config_text)
         self.port = free_port()
         self.proc = None

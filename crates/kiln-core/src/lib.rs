@@ -18,6 +18,7 @@ pub mod keypairs;
 pub mod keys;
 pub mod network;
 pub mod page;
+pub mod provided;
 pub mod regions;
 pub mod security_groups;
 pub mod snapshots;

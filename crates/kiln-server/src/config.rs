@@ -46,6 +46,14 @@ pub struct Config {
     /// How often garbage collection runs, seconds. Default 600.
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
+    /// Provided images to build and publish at start-up (`minimal`). Default `["minimal"]`;
+    /// `[]` turns it off (a machine without access to Debian's packages, or tests).
+    #[serde(default = "default_provided_images")]
+    pub provided_images: Vec<String>,
+}
+
+fn default_provided_images() -> Vec<String> {
+    vec!["minimal".to_string()]
 }
 
 fn default_gc_grace() -> u64 {
@@ -188,6 +196,11 @@ impl Config {
                 if k.id.len() < 16 || k.secret.is_empty() {
                     bail!("account {}: access key ids need at least 16 characters and a secret", a.name);
                 }
+            }
+        }
+        for name in &self.provided_images {
+            if name != "minimal" {
+                bail!("unknown provided image {name:?}; Kiln provides: minimal");
             }
         }
         for (region, types) in &self.prices {

@@ -71,6 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     kiln.resume_jobs().context("resuming interrupted volume and snapshot work")?;
     spawn_garbage_collector(Arc::clone(&kiln), &config);
+    spawn_provided_images(Arc::clone(&kiln), &config);
     let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -78,6 +79,43 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Builds the configured provided images (cached by content version) and publishes any new
+/// version in every region, in the background: the API serves meanwhile, and a host without
+/// access to Debian's packages only logs why it has none.
+fn spawn_provided_images(kiln: Arc<Kiln>, config: &Config) {
+    if config.provided_images.is_empty() {
+        return;
+    }
+    let cache = config.data_dir.join("image-cache");
+    let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
+    std::thread::spawn(move || {
+        let built = kiln_images::build_minimal(&cache, &|step| info!(step, "building the minimal provided image"));
+        let image = match built {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not build the minimal provided image; it will not be offered");
+                return;
+            }
+        };
+        let disk = kiln_core::provided::ProvidedDisk {
+            family: "kiln-minimal",
+            version: &image.version,
+            path: &image.root_disk,
+            description: "Kiln minimal: Debian cloud kernel, busybox and dropbear",
+            architecture: "x86_64",
+        };
+        for region in &regions {
+            match kiln.publish_provided(region, &disk) {
+                Ok(Some(id)) => {
+                    info!(%region, image = %id, version = %image.version, "published the minimal provided image")
+                }
+                Ok(None) => info!(%region, version = %image.version, "the minimal provided image is already published"),
+                Err(e) => tracing::warn!(%region, error = %e, "could not publish the minimal provided image"),
+            }
+        }
+    });
 }
 
 /// Collects unreferenced chunks of every region on a fixed interval.
