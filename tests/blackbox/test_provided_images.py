@@ -2,10 +2,11 @@
 under the provider alias, and not registered twice for the same version."""
 
 import shutil
+import subprocess
 
 import pytest
 
-from conftest import CONFIG, KilnServer, wait_until
+from conftest import CONFIG, KILN_BIN, KilnServer, wait_until
 
 
 @pytest.mark.skipif(not shutil.which("apt-get") or not shutil.which("mkfs.ext4"), reason="needs apt-get and mkfs.ext4")
@@ -39,5 +40,12 @@ def test_minimal_image_is_published_for_everyone():
         wait_until(lambda: server.log_path.read_text()[before:].count("already published") == 3, timeout=120,
                    what="the restarted server to find the image published in all three regions")
         assert [i["ImageId"] for i in a.describe_images(Owners=["kiln"])["Images"]] == [image["ImageId"]]
+
+        # `kiln images build` reuses the server's cache and names the same version.
+        built = subprocess.run([str(KILN_BIN), "--data-dir", str(server.data_dir), "images", "build", "minimal"],
+                               capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stderr
+        assert built.stdout.split("\t")[0] == image["Name"]
+        assert "built minimal image" not in built.stderr, "a cached image is not rebuilt"
     finally:
         server.cleanup()

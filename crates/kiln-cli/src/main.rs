@@ -52,6 +52,12 @@ enum Command {
     },
     /// Report what this host offers Kiln: accelerator, QEMU tools, kernel, networking, capacity.
     Doctor,
+    /// Build provided images into the server's cache (`<data dir>/image-cache`); the server
+    /// publishes a new version when it next starts.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
     /// Storage statistics.
     Storage {
         #[command(subcommand)]
@@ -105,6 +111,22 @@ enum ImageCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::Raw)]
         format: ExportFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build a provided image (cached by the versions of the Debian packages it is made of).
+    Build {
+        /// Which image.
+        #[arg(value_enum, default_value_t = ProvidedImage::Minimal)]
+        name: ProvidedImage,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProvidedImage {
+    /// Debian's cloud kernel, busybox and dropbear.
+    Minimal,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +243,19 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Doctor => print_out(&doctor::report(&config.data_dir)),
+        Command::Images { command: ImagesCommand::Build { name: ProvidedImage::Minimal } } => {
+            let cache = config.data_dir.join("image-cache");
+            let started = std::time::Instant::now();
+            let image = kiln_images::build_minimal(&cache, &|step| eprintln!("  {step}"))?;
+            eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
+            print_out(&format!(
+                "kiln-minimal-{}\t{}\t{}\t{}\n",
+                image.version,
+                image.root_disk.display(),
+                image.kernel.display(),
+                image.initrd.display()
+            ))
+        }
         Command::Storage { command: StorageCommand::Stats } => {
             let (kiln, _) = kiln_server::open(&config)?;
             let mut text = format!(
