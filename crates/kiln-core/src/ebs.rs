@@ -14,7 +14,7 @@ use kiln_types::{ResourceKind, Tag};
 
 use crate::error::{CoreError, CoreResult};
 use crate::item::{self, Item};
-use crate::snapshots::{index_key, references, visible_snapshot, SnapshotData, NO_VOLUME};
+use crate::snapshots::{index_key, load_index, references, visible_snapshot, SnapshotData, NO_VOLUME};
 use crate::volumes::GIB;
 use crate::{idempotency, tags, Ctx, Kiln};
 
@@ -88,10 +88,6 @@ fn parse_block_token(token: &str) -> Option<(u64, ChunkId)> {
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-fn decode_index(bytes: &[u8]) -> CoreResult<SnapshotIndex> {
-    SnapshotIndex::decode(bytes).map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 impl Kiln {
@@ -225,10 +221,7 @@ impl Kiln {
         }
         let size = snap.data.volume_size as u64 * GIB;
         let mut blocks: Vec<Option<ChunkId>> = match &snap.data.parent_snapshot_id {
-            Some(p) => {
-                let bytes = txn.blob(&index_key(p))?.ok_or_else(|| CoreError::Internal(format!("{p} has no index")))?;
-                decode_index(&bytes)?.blocks().to_vec()
-            }
+            Some(p) => load_index(txn.as_mut(), p)?.blocks().to_vec(),
             None => vec![],
         };
         blocks.resize(SnapshotIndex::block_count(size) as usize, None);
@@ -262,8 +255,7 @@ impl Kiln {
         if snap.data.state != "completed" {
             return Err(CoreError::IncorrectState(format!("Snapshot {id} is not completed.")));
         }
-        let bytes = txn.blob(&index_key(id))?.ok_or_else(|| CoreError::Internal(format!("{id} has no index")))?;
-        Ok((snap, decode_index(&bytes)?))
+        Ok((snap, load_index(txn.as_mut(), id)?))
     }
 
     /// `ListSnapshotBlocks`: the blocks holding data, from `start`.

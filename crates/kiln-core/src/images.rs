@@ -88,12 +88,7 @@ impl ImageData {
 
 /// The one launch-permission rule: owner, shared account, or public.
 pub fn may_launch(ctx: &Ctx, image: &Item<ImageData>) -> bool {
-    image.account == ctx.account
-        || image
-            .data
-            .launch_permissions
-            .iter()
-            .any(|g| matches!(g, Grantee::All) || matches!(g, Grantee::Account(a) if a == &ctx.account))
+    image.account == ctx.account || Grantee::grants(&image.data.launch_permissions, &ctx.account)
 }
 
 /// An image in the caller's region the caller may see; anything else is missing.

@@ -65,17 +65,24 @@ pub fn index_key(snapshot_id: &str) -> String {
     format!("index/{snapshot_id}")
 }
 
+/// A completed snapshot's encoded index. Every completed snapshot has one, so its absence is
+/// an internal error.
+pub fn index_bytes(txn: &mut dyn MetaTxn, snapshot_id: &str) -> CoreResult<Vec<u8>> {
+    txn.blob(&index_key(snapshot_id))?
+        .ok_or_else(|| CoreError::Internal(format!("snapshot {snapshot_id} has no index")))
+}
+
+/// A completed snapshot's index, decoded.
+pub fn load_index(txn: &mut dyn MetaTxn, snapshot_id: &str) -> CoreResult<SnapshotIndex> {
+    SnapshotIndex::decode(&index_bytes(txn, snapshot_id)?).map_err(|e| CoreError::Internal(e.to_string()))
+}
+
 /// The volume id EC2 reports for snapshots not taken from a volume.
 pub const NO_VOLUME: &str = "vol-ffffffff";
 
 /// True when `ctx` may create volumes from the snapshot.
 pub fn may_restore(ctx: &Ctx, snap: &Item<SnapshotData>) -> bool {
-    snap.account == ctx.account
-        || snap
-            .data
-            .create_volume_permissions
-            .iter()
-            .any(|g| matches!(g, Grantee::All) || matches!(g, Grantee::Account(a) if a == &ctx.account))
+    snap.account == ctx.account || Grantee::grants(&snap.data.create_volume_permissions, &ctx.account)
 }
 
 /// A snapshot in the caller's region that the caller owns or may restore; anything else is
@@ -181,17 +188,9 @@ impl Kiln {
                 return Err(CoreError::Internal(format!("volume {} no longer exists", snap.data.volume_id)));
             };
             let vol = Item::<VolumeData>::from_record(rec)?;
-            let base = match &vol.data.snapshot_id {
-                Some(b) => Some(
-                    txn.blob(&index_key(b))?
-                        .ok_or_else(|| CoreError::Internal(format!("snapshot {b} has no index")))?,
-                ),
-                None => None,
-            };
+            let base = vol.data.snapshot_id.as_deref().map(|b| load_index(txn.as_mut(), b)).transpose()?;
             (vol, base)
         };
-        let base =
-            base.map(|b| SnapshotIndex::decode(&b)).transpose().map_err(|e| CoreError::Internal(e.to_string()))?;
         let snap_id = snap.id.clone();
         let progress = |pct: u8| {
             let _ = self.set_snapshot_progress(&snap_id, pct);
@@ -291,11 +290,7 @@ impl Kiln {
                     if r == "all" {
                         s.data.create_volume_permissions.contains(&Grantee::All)
                     } else {
-                        s.account == who
-                            || s.data
-                                .create_volume_permissions
-                                .iter()
-                                .any(|g| matches!(g, Grantee::All) || matches!(g, Grantee::Account(a) if a == who))
+                        s.account == who || Grantee::grants(&s.data.create_volume_permissions, who)
                     }
                 })
             });
@@ -394,8 +389,7 @@ impl Kiln {
         if src.data.state != "completed" {
             return Err(CoreError::IncorrectState(format!("Snapshot '{source_id}' is not completed.")));
         }
-        let bytes =
-            txn.blob(&index_key(&src.id))?.ok_or_else(|| CoreError::Internal(format!("{source_id} has no index")))?;
+        let bytes = index_bytes(txn.as_mut(), &src.id)?;
         let index = SnapshotIndex::decode(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
         let now = crate::now();
         let mut copy = Item::new(

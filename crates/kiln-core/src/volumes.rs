@@ -339,11 +339,7 @@ impl Kiln {
         match &vol.data.snapshot_id {
             None => self.storage.create_empty(&vol.region, &vol.id, size),
             Some(snap) => {
-                let index = {
-                    let mut txn = self.store.read()?;
-                    txn.blob(&snapshots::index_key(snap))?
-                        .ok_or_else(|| CoreError::Internal(format!("snapshot {snap} has no index")))?
-                };
+                let index = snapshots::index_bytes(self.store.read()?.as_mut(), snap)?;
                 self.storage.create_from_snapshot(&vol.region, &vol.id, snap, &index, size)
             }
         }

@@ -216,6 +216,15 @@ mod tests {
     }
 
     #[test]
+    fn grantee_lists_grant_named_accounts_or_everyone() {
+        let a = Grantee::Account("111122223333".into());
+        assert!(Grantee::grants(&[a.clone()], "111122223333"));
+        assert!(!Grantee::grants(&[a], "444455556666"));
+        assert!(Grantee::grants(&[Grantee::All], "444455556666"));
+        assert!(!Grantee::grants(&[], "111122223333"));
+    }
+
+    #[test]
     fn time_format_matches_ec2() {
         let t = chrono::DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap();
         assert_eq!(format_time(t), "2023-11-14T22:13:20.005Z");
@@ -298,6 +307,16 @@ pub enum Grantee {
     Account(String),
     /// Everyone (`Group=all`): public.
     All,
+}
+
+impl Grantee {
+    /// True when a permission list lets `account` in: it names the account or everyone.
+    pub fn grants(list: &[Grantee], account: &str) -> bool {
+        list.iter().any(|g| match g {
+            Grantee::All => true,
+            Grantee::Account(a) => a == account,
+        })
+    }
 }
 
 /// The EBS part of a block device mapping.
