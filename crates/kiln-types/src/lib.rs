@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn grantee_lists_grant_named_accounts_or_everyone() {
         let a = Grantee::Account("111122223333".into());
-        assert!(Grantee::grants(&[a.clone()], "111122223333"));
+        assert!(Grantee::grants(std::slice::from_ref(&a), "111122223333"));
         assert!(!Grantee::grants(&[a], "444455556666"));
         assert!(Grantee::grants(&[Grantee::All], "444455556666"));
         assert!(!Grantee::grants(&[], "111122223333"));
