@@ -62,6 +62,9 @@ class KilnServer:
         # Provided images download Debian packages; only the tests about them turn that on.
         if "provided_images" not in config_text:
             config_text = "provided_images = []\n" + config_text
+        # Host networking belongs to one server per machine; only the VM tests ask for it.
+        if "[instances]" not in config_text:
+            config_text += '\n[instances]\nnetwork = "none"\n'
         self.config_path.write_text(config_text)
         self.port = free_port()
         self.proc = None

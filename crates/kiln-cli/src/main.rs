@@ -10,6 +10,7 @@ use kiln_server::Config;
 mod client;
 mod doctor;
 mod image;
+mod instances;
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Self-hosted machine images and instances behind the EC2 API")]
@@ -52,11 +53,55 @@ enum Command {
     },
     /// Report what this host offers Kiln: accelerator, QEMU tools, kernel, networking, capacity.
     Doctor,
-    /// Build provided images into the server's cache (`<data dir>/image-cache`); the server
-    /// publishes a new version when it next starts.
+    /// List the images you own and the provided ones (from a running server), or build
+    /// provided images into the server's cache (`kiln images build`; the server publishes a new
+    /// version when it next starts).
     Images {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Owners to list (`self`, `kiln`, an account id).
+        #[arg(long = "owner", default_values_t = ["self".to_string(), "kiln".to_string()])]
+        owners: Vec<String>,
         #[command(subcommand)]
-        command: ImagesCommand,
+        command: Option<ImagesCommand>,
+    },
+    /// List instances (talks to a running server).
+    Instances {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Key pairs whose private keys `kiln ssh` can use.
+    Keys {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Log into an instance with the private key saved when its key pair was created.
+    Ssh {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Instance id.
+        instance_id: String,
+        /// User to log in as.
+        #[arg(long, short = 'l', default_value = "root")]
+        user: String,
+        /// Private key file (default: the saved key of the instance's key pair).
+        #[arg(long, short = 'i')]
+        identity: Option<PathBuf>,
+        /// Command to run instead of a shell.
+        #[arg(trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+    /// Print an instance's serial console; `--follow` keeps printing.
+    Console {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Instance id.
+        instance_id: String,
+        /// Keep printing new output until the instance terminates.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Storage statistics.
     Storage {
@@ -110,6 +155,18 @@ enum ImageCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Raw)]
         format: ExportFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key pair and save its private key where `kiln ssh` finds it.
+    Create {
+        /// Key pair name.
+        name: String,
+        /// `ed25519` or `rsa`.
+        #[arg(long, default_value = "ed25519")]
+        key_type: String,
     },
 }
 
@@ -242,9 +299,27 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Instances { api } => print_out(&instances::list_instances(&api_client(&config, api)?)?),
+        Command::Images { api, owners, command: None } => {
+            print_out(&instances::list_images(&api_client(&config, api)?, owners)?)
+        }
+        Command::Keys { api, command: KeysCommand::Create { name, key_type } } => {
+            let path = instances::create_key(&api_client(&config, api)?, name, key_type)?;
+            print_out(&format!("{name}\t{}\n", path.display()))
+        }
+        Command::Ssh { api, instance_id, user, identity, command } => {
+            let client = api_client(&config, api)?;
+            let status = instances::ssh_command(&client, instance_id, user, identity.as_ref(), command)?
+                .status()
+                .context("running ssh")?;
+            std::process::exit(status.code().unwrap_or(255));
+        }
+        Command::Console { api, instance_id, follow } => {
+            instances::console(&api_client(&config, api)?, instance_id, *follow)
+        }
         Command::Doctor => print_out(&doctor::report(&config.data_dir)),
-        Command::Images { command: ImagesCommand::Build { name: ProvidedImage::Minimal } } => {
-            let cache = config.data_dir.join("image-cache");
+        Command::Images { command: Some(ImagesCommand::Build { name: ProvidedImage::Minimal }), .. } => {
+            let cache = config.image_cache();
             let started = std::time::Instant::now();
             let image = kiln_images::build_minimal(&cache, &|step| eprintln!("  {step}"))?;
             eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());

@@ -125,6 +125,15 @@ pub enum CoreError {
     /// A block device mapping that cannot work.
     #[error("{0}")]
     InvalidBlockDeviceMapping(String),
+    /// The instance is not in a state the call allows.
+    #[error("{0}")]
+    IncorrectInstanceState(String),
+    /// The host cannot fit the instances asked for.
+    #[error("{0}")]
+    InsufficientCapacity(String),
+    /// A protection forbids the call (termination protection).
+    #[error("{0}")]
+    OperationNotPermitted(String),
     /// Volume or chunk storage failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -112,7 +112,7 @@ pub fn image_using_snapshot(txn: &mut dyn MetaTxn, region: &str, snapshot_id: &s
     Ok(None)
 }
 
-fn check_name(name: &str) -> CoreResult<()> {
+pub(crate) fn check_name(name: &str) -> CoreResult<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c));
     if name.len() < 3 || name.len() > 128 || !ok_chars {
         return Err(CoreError::ImageNameMalformed(name.chars().take(140).collect()));

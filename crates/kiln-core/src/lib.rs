@@ -13,6 +13,7 @@ pub mod filter;
 pub mod gc;
 pub mod idempotency;
 pub mod images;
+pub mod instances;
 pub mod item;
 pub mod keypairs;
 pub mod keys;
@@ -63,6 +64,8 @@ pub struct Kiln {
     pub endpoint_host: String,
     /// Volume files, snapshot bases and chunk stores.
     pub storage: storage::Storage,
+    /// The VMs behind instances, once enabled.
+    pub compute: instances::Compute,
 }
 
 impl Kiln {
@@ -74,7 +77,14 @@ impl Kiln {
         endpoint_host: String,
         data_dir: &std::path::Path,
     ) -> Self {
-        Kiln { store, regions, catalogue, endpoint_host, storage: storage::Storage::new(data_dir) }
+        Kiln {
+            store,
+            regions,
+            catalogue,
+            endpoint_host,
+            storage: storage::Storage::new(data_dir),
+            compute: instances::Compute::default(),
+        }
     }
 
     /// The region spec of a name, if configured.

@@ -181,7 +181,29 @@ impl Kiln {
         });
     }
 
-    fn run_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
+    /// Takes a pending snapshot. A volume in use by a running VM is read while the VM is
+    /// frozen (CPUs paused, I/O drained), so the snapshot is one crash-consistent point in time.
+    pub(crate) fn run_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
+        let attached_vm = {
+            let mut txn = self.store.read()?;
+            match txn.get(&snap.data.volume_id)? {
+                Some(rec) => Item::<VolumeData>::from_record(rec)?
+                    .data
+                    .attachments
+                    .first()
+                    .and_then(|a| self.vm_of(&a.instance_id)),
+                None => None,
+            }
+        };
+        match attached_vm {
+            Some(vm) if vm.state().0 == kiln_vm::VmState::Running => {
+                vm.frozen(|| self.read_snapshot(snap)).map_err(|e| CoreError::Internal(e.to_string()))?
+            }
+            _ => self.read_snapshot(snap),
+        }
+    }
+
+    fn read_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
         let (vol, base) = {
             let mut txn = self.store.read()?;
             let Some(rec) = txn.get(&snap.data.volume_id)? else {
@@ -234,7 +256,7 @@ impl Kiln {
         Ok(())
     }
 
-    fn fail_snapshot(&self, id: &str, message: &str) -> CoreResult<()> {
+    pub(crate) fn fail_snapshot(&self, id: &str, message: &str) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(id)? else { return Ok(()) };
         let mut s = Item::<SnapshotData>::from_record(rec)?;

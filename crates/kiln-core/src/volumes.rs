@@ -512,36 +512,6 @@ impl Kiln {
         let (rows, next) = paginate(rows, page, |r| r.0)?;
         Ok((rows.into_iter().map(|(_, id, m)| (id, m)).collect(), next))
     }
-
-    /// `AttachVolume`. Instances arrive with the instances feature; until then every instance
-    /// id is unknown, so this validates the volume and refuses with the instance error.
-    pub fn attach_volume(&self, ctx: &Ctx, volume_id: &str, instance_id: &str, device: &str) -> CoreResult<Attachment> {
-        let mut txn = self.store.read()?;
-        let vol = item::get::<VolumeData>(txn.as_mut(), ctx, volume_id)?;
-        if !device.starts_with("/dev/") && !device.starts_with("xvd") && !device.starts_with("sd") {
-            return Err(CoreError::InvalidParameterValue(format!("Value ({device}) for parameter device is invalid.")));
-        }
-        if vol.data.state != "available" && !vol.data.multi_attach_enabled {
-            return Err(CoreError::IncorrectState(format!("vol '{volume_id}' is not 'available'.")));
-        }
-        if !ResourceKind::Instance.is_well_formed(instance_id) {
-            return Err(CoreError::Malformed { kind: ResourceKind::Instance, id: instance_id.to_string() });
-        }
-        Err(CoreError::NotFound { kind: ResourceKind::Instance, id: instance_id.to_string() })
-    }
-
-    /// `DetachVolume`.
-    pub fn detach_volume(&self, ctx: &Ctx, volume_id: &str, instance_id: Option<&str>) -> CoreResult<Attachment> {
-        let mut txn = self.store.read()?;
-        let vol = item::get::<VolumeData>(txn.as_mut(), ctx, volume_id)?;
-        match vol.data.attachments.iter().find(|a| instance_id.is_none_or(|i| i == a.instance_id)) {
-            Some(a) => Err(CoreError::IncorrectState(format!(
-                "Volume '{volume_id}' is attached to '{}', which this server cannot detach from yet.",
-                a.instance_id
-            ))),
-            None => Err(CoreError::IncorrectState(format!("Volume '{volume_id}' is in the 'available' state."))),
-        }
-    }
 }
 
 #[cfg(test)]

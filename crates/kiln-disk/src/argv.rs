@@ -109,8 +109,12 @@ pub fn info(path: &Path, format: Option<Format>) -> ToolCommand {
 }
 
 /// `qemu-img map --output=json`: the allocation status of every extent of the image.
+///
+/// `-U` (force share) lets it read an image a running VM has open: Kiln only snapshots such a
+/// disk while the VM's CPUs are paused and its I/O drained (see `kiln_vm::VmHandle::frozen`), so
+/// the bytes are a consistent point in time, and QEMU's lock would otherwise refuse the open.
 pub fn map(path: &Path, format: Format) -> ToolCommand {
-    ToolCommand::new("qemu-img").arg("map").arg("--output=json").arg("-f").arg(format.as_str()).path(path)
+    ToolCommand::new("qemu-img").arg("map").arg("-U").arg("--output=json").arg("-f").arg(format.as_str()).path(path)
 }
 
 /// `qemu-img convert`, sparse output, default options for the target format.
@@ -128,16 +132,23 @@ pub fn convert(src: &Path, src_format: Format, dst: &Path, dst_format: Format) -
 
 /// `qemu-nbd`: export `path` read-only on a unix socket to one client at a time, staying in
 /// the foreground (so the caller owns the process) and surviving the client's disconnects.
+///
+/// The image is opened with file locking off, for the same reason as `map`'s `-U` (qemu-nbd
+/// has no `-U`): the image may be open in a paused VM.
 pub fn nbd_serve(path: &Path, format: Format, socket: &Path) -> ToolCommand {
     let mut socket_arg = OsString::from("--socket=");
     socket_arg.push(socket.as_os_str());
+    let mut image =
+        OsString::from(format!("driver={},file.driver=file,file.locking=off,file.filename=", format.as_str()));
+    // In an option string a comma ends the value unless doubled.
+    image.push(path_arg(path).to_string_lossy().replace(',', ",,"));
     ToolCommand::new("qemu-nbd")
         .arg("--read-only")
         .arg("--persistent")
         .arg("--shared=1")
         .arg(socket_arg)
-        .arg(format!("--format={}", format.as_str()))
-        .path(path)
+        .arg("--image-opts")
+        .arg(image)
 }
 
 #[cfg(test)]
@@ -186,7 +197,7 @@ mod tests {
     fn map_argv() {
         assert_eq!(
             argv(&map(Path::new("/d/v.qcow2"), Format::Qcow2)),
-            "qemu-img map --output=json -f qcow2 /d/v.qcow2"
+            "qemu-img map -U --output=json -f qcow2 /d/v.qcow2"
         );
     }
 
@@ -201,7 +212,8 @@ mod tests {
         let cmd = nbd_serve(Path::new("/d/v.qcow2"), Format::Qcow2, Path::new("/tmp/k/nbd.sock"));
         assert_eq!(
             argv(&cmd),
-            "qemu-nbd --read-only --persistent --shared=1 --socket=/tmp/k/nbd.sock --format=qcow2 /d/v.qcow2"
+            "qemu-nbd --read-only --persistent --shared=1 --socket=/tmp/k/nbd.sock --image-opts \
+             driver=qcow2,file.driver=file,file.locking=off,file.filename=/d/v.qcow2"
         );
     }
 

@@ -50,6 +50,58 @@ pub struct Config {
     /// `[]` turns it off (a machine without access to Debian's packages, or tests).
     #[serde(default = "default_provided_images")]
     pub provided_images: Vec<String>,
+    /// Where provided images are built and cached. Default `<data dir>/image-cache`.
+    #[serde(default)]
+    pub image_cache_dir: Option<PathBuf>,
+    /// How instances run.
+    #[serde(default)]
+    pub instances: InstancesConfig,
+}
+
+impl Config {
+    /// The provided-image cache directory.
+    pub fn image_cache(&self) -> PathBuf {
+        self.image_cache_dir.clone().unwrap_or_else(|| self.data_dir.join("image-cache"))
+    }
+}
+
+/// The `[instances]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstancesConfig {
+    /// Run instances at all. Default true; without QEMU they are refused with a clear error.
+    pub enabled: bool,
+    /// `auto` (TAP networking when running as root with `ip` and `nft`, else none), `tap` (fail
+    /// to start without it) or `none` (VMs without a NIC).
+    pub network: String,
+    /// Memory cap per VM, MiB (the scale-down policy). Default 1024.
+    pub max_instance_memory_mib: u64,
+    /// Memory kept for the host, MiB. Default 1024.
+    pub reserved_memory_mib: u64,
+    /// How long terminated instances stay describable, seconds. Default 3600.
+    pub terminated_retention_secs: u64,
+    /// How long a stop waits for the guest before forcing it off, seconds. Default 30.
+    pub stop_timeout_secs: u64,
+    /// Where the instance metadata service listens (TAP networking only).
+    pub metadata_listen: SocketAddr,
+    /// `q35` (default; volumes hot-plug into running instances) or `microvm` (boots a little
+    /// faster, volumes attach only while stopped).
+    pub machine: String,
+}
+
+impl Default for InstancesConfig {
+    fn default() -> InstancesConfig {
+        InstancesConfig {
+            enabled: true,
+            network: "auto".into(),
+            max_instance_memory_mib: 1024,
+            reserved_memory_mib: 1024,
+            terminated_retention_secs: 3600,
+            stop_timeout_secs: 30,
+            metadata_listen: SocketAddr::from(([169, 254, 169, 254], 80)),
+            machine: "q35".into(),
+        }
+    }
 }
 
 fn default_provided_images() -> Vec<String> {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+
 use kiln_core::security_groups::RuleTarget;
 use kiln_core::{Ctx, Kiln};
 use kiln_ec2::action::RuleChange;
@@ -226,6 +228,54 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         Ec2Action::ResetSnapshotAttribute { snapshot_id, attribute } => {
             kiln.reset_snapshot_permissions(ctx, snapshot_id, attribute)?;
             w.bool("return", true);
+        }
+        Ec2Action::RunInstances(spec) => {
+            let r = kiln.run_instances(ctx, spec)?;
+            render::reservation(&mut w, &r);
+        }
+        Ec2Action::DescribeInstances { instance_ids, filters, page } => {
+            let (reservations, next) = kiln.describe_instances(ctx, instance_ids, filters, page)?;
+            w.list("reservationSet", &reservations, render::reservation);
+            next_token(&mut w, &next);
+        }
+        Ec2Action::DescribeInstanceStatus { instance_ids, include_all, filters, page } => {
+            let (items, next) = kiln.describe_instance_status(ctx, instance_ids, *include_all, filters, page)?;
+            w.list("instanceStatusSet", &items, render::instance_status);
+            next_token(&mut w, &next);
+        }
+        Ec2Action::StartInstances { instance_ids } => {
+            let rows = kiln.start_instances(ctx, instance_ids)?;
+            w.list("instancesSet", &rows, render::state_change);
+        }
+        Ec2Action::StopInstances { instance_ids, force } => {
+            let rows = kiln.stop_instances(ctx, instance_ids, *force)?;
+            w.list("instancesSet", &rows, render::state_change);
+        }
+        Ec2Action::RebootInstances { instance_ids } => {
+            kiln.reboot_instances(ctx, instance_ids)?;
+            w.bool("return", true);
+        }
+        Ec2Action::TerminateInstances { instance_ids } => {
+            let rows = kiln.terminate_instances(ctx, instance_ids)?;
+            w.list("instancesSet", &rows, render::state_change);
+        }
+        Ec2Action::GetConsoleOutput { instance_id, latest: _ } => {
+            let (output, timestamp) = kiln.console_output(ctx, instance_id)?;
+            w.text("instanceId", instance_id).text("timestamp", &timestamp);
+            w.text("output", &base64::engine::general_purpose::STANDARD.encode(output));
+        }
+        Ec2Action::DescribeInstanceAttribute { instance_id, attribute } => {
+            let value = kiln.instance_attribute(ctx, instance_id, attribute)?;
+            w.text("instanceId", instance_id);
+            render::instance_attribute(&mut w, attribute, &value);
+        }
+        Ec2Action::ModifyInstanceAttribute { instance_id, change } => {
+            kiln.modify_instance_attribute(ctx, instance_id, change)?;
+            w.bool("return", true);
+        }
+        Ec2Action::CreateImage(spec) => {
+            let image = kiln.create_image(ctx, spec)?;
+            w.text("imageId", &image.id);
         }
         Ec2Action::RegisterImage(spec) => {
             let image = kiln.register_image(ctx, spec)?;

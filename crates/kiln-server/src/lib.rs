@@ -7,6 +7,8 @@ pub mod dispatch;
 pub mod ebs;
 pub mod error;
 pub mod http;
+pub mod imds;
+pub mod netadapter;
 pub mod render;
 
 use std::io::Write;
@@ -70,6 +72,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(path = %path.display(), account = %admin.account.id, "created the admin account; its credentials are in this file");
     }
     kiln.resume_jobs().context("resuming interrupted volume and snapshot work")?;
+    if let Some(imds_listen) = enable_instances(&kiln, &config)? {
+        let listener = tokio::net::TcpListener::bind(imds_listen)
+            .await
+            .with_context(|| format!("binding the instance metadata service on {imds_listen}"))?;
+        let app = imds::router(Arc::clone(&kiln));
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            if let Err(e) = axum::serve(listener, service).await {
+                tracing::error!(error = %e, "the instance metadata service stopped");
+            }
+        });
+        info!(listen = %imds_listen, "serving instance metadata to guests");
+    }
     spawn_garbage_collector(Arc::clone(&kiln), &config);
     spawn_provided_images(Arc::clone(&kiln), &config);
     let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
@@ -81,6 +96,50 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Turns instances on when this host can run them, and says why not otherwise (the API then
+/// refuses `RunInstances` with that reason). Returns where the metadata service must listen
+/// when guests have a network to reach it on.
+pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let settings = &config.instances;
+    if !settings.enabled {
+        kiln.compute.disable("instances are disabled in the configuration ([instances] enabled = false)");
+        return Ok(None);
+    }
+    let qemu = kiln_vm::argv::QEMU_SYSTEM;
+    match std::process::Command::new(qemu).arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => {
+            let why = format!(
+                "{qemu} is not installed; install it with `apt-get install -t bookworm-backports --no-install-recommends qemu-system-x86`"
+            );
+            tracing::warn!("{why}; instances are unavailable");
+            kiln.compute.disable(&why);
+            return Ok(None);
+        }
+    }
+    let (network, imds) = netadapter::choose(&settings.network)?;
+    let accel = kiln_vm::detect_host();
+    if accel.accel != kiln_vm::Accel::Kvm {
+        tracing::warn!(reason = %accel.reason, "no usable KVM: instances run under QEMU's TCG emulation, several times slower");
+    }
+    let mut compute = kiln_core::instances::ComputeConfig::for_host(
+        std::path::PathBuf::from(qemu),
+        accel,
+        config.data_dir.join("instances"),
+    );
+    compute.max_instance_memory_mib = settings.max_instance_memory_mib;
+    compute.reserved_memory_mib = settings.reserved_memory_mib;
+    compute.terminated_retention = std::time::Duration::from_secs(settings.terminated_retention_secs);
+    compute.stop_timeout = std::time::Duration::from_secs(settings.stop_timeout_secs);
+    compute.machine = match settings.machine.as_str() {
+        "q35" => kiln_vm::Machine::Q35,
+        "microvm" => kiln_vm::Machine::Microvm,
+        other => anyhow::bail!("[instances] machine must be q35 or microvm, not {other:?}"),
+    };
+    kiln.enable_compute(compute, network).context("enabling instances")?;
+    Ok(imds.then_some(settings.metadata_listen))
+}
+
 /// Builds the configured provided images (cached by content version) and publishes any new
 /// version in every region, in the background: the API serves meanwhile, and a host without
 /// access to Debian's packages only logs why it has none.
@@ -88,7 +147,7 @@ fn spawn_provided_images(kiln: Arc<Kiln>, config: &Config) {
     if config.provided_images.is_empty() {
         return;
     }
-    let cache = config.data_dir.join("image-cache");
+    let cache = config.image_cache();
     let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
     std::thread::spawn(move || {
         let built = kiln_images::build_minimal(&cache, &|step| info!(step, "building the minimal provided image"));

@@ -397,6 +397,75 @@ pub struct VolumeChange {
     pub multi_attach: Option<bool>,
 }
 
+/// What `RunInstances` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInstancesSpec {
+    /// The image to launch.
+    pub image_id: String,
+    /// Instance type; `m1.small` in EC2 when absent, `t3.micro` here (see the catalogue).
+    pub instance_type: Option<String>,
+    /// Launch at least this many, or none.
+    pub min_count: i64,
+    /// Launch at most this many.
+    pub max_count: i64,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Security group ids.
+    pub security_group_ids: Vec<String>,
+    /// Security group names (default VPC).
+    pub security_groups: Vec<String>,
+    /// Subnet.
+    pub subnet_id: Option<String>,
+    /// `Placement.AvailabilityZone`.
+    pub availability_zone: Option<String>,
+    /// Decoded user data.
+    pub user_data: Option<Vec<u8>>,
+    /// Block device mapping overrides and additions.
+    pub block_device_mappings: Vec<BlockDeviceMapping>,
+    /// Tags for the instance and its volumes.
+    pub tag_specs: Vec<TagSpecification>,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: Option<String>,
+    /// Termination protection.
+    pub disable_api_termination: Option<bool>,
+    /// Idempotency token.
+    pub client_token: Option<String>,
+    /// `PrivateIpAddress`: a fixed private address (only with one instance).
+    pub private_ip_address: Option<String>,
+}
+
+/// What `CreateImage` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateImageSpec {
+    /// The instance to image.
+    pub instance_id: String,
+    /// Unique image name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Snapshot the running disks without stopping the guest.
+    pub no_reboot: bool,
+    /// Block device mapping overrides.
+    pub block_device_mappings: Vec<BlockDeviceMapping>,
+    /// Tags for the image and its snapshots.
+    pub tag_specs: Vec<TagSpecification>,
+}
+
+/// What `ModifyInstanceAttribute` changes; exactly one field is set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstanceChange {
+    /// A new instance type (stopped instances only).
+    InstanceType(String),
+    /// New user data (stopped instances only).
+    UserData(Vec<u8>),
+    /// Termination protection.
+    DisableApiTermination(bool),
+    /// `stop` or `terminate`.
+    ShutdownBehavior(String),
+    /// The instance's security groups.
+    Groups(Vec<String>),
+}
+
 /// What `RegisterImage` asks for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegisterImageSpec {

@@ -71,6 +71,7 @@ fn spec(dir: &Path, disks: Vec<Disk>) -> VmSpec {
         fw_cfg: vec![FwCfgFile { name: "opt/kiln/user-data".into(), file: dir.join("user-data") }],
         smbios_type11: vec!["io.systemd.credential:hostname=kiln-test".into()],
         start_paused: true,
+        hotplug_slots: 0,
     }
 }
 

@@ -55,6 +55,7 @@ fn q35_spec(dir: &Path) -> VmSpec {
         fw_cfg: Vec::new(),
         smbios_type11: Vec::new(),
         start_paused: false,
+        hotplug_slots: 0,
     }
 }
 

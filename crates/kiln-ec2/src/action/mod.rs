@@ -2,10 +2,11 @@
 
 use base64::Engine;
 use kiln_types::{
-    CidrPeer, CreateVolumeSpec, Filter, GroupPeer, IpPermission, Page, RegisterImageSpec, Tag, TagSpecification,
-    VolumeChange,
+    CidrPeer, CreateImageSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange, IpPermission, Page,
+    RegisterImageSpec, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
 };
 
+pub mod compute;
 pub mod storage;
 
 use crate::params::Params;
@@ -203,6 +204,44 @@ pub enum Ec2Action {
         image_id: String,
         attribute: String,
     },
+    RunInstances(RunInstancesSpec),
+    DescribeInstances {
+        instance_ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    DescribeInstanceStatus {
+        instance_ids: Vec<String>,
+        include_all: bool,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    StartInstances {
+        instance_ids: Vec<String>,
+    },
+    StopInstances {
+        instance_ids: Vec<String>,
+        force: bool,
+    },
+    RebootInstances {
+        instance_ids: Vec<String>,
+    },
+    TerminateInstances {
+        instance_ids: Vec<String>,
+    },
+    GetConsoleOutput {
+        instance_id: String,
+        latest: bool,
+    },
+    DescribeInstanceAttribute {
+        instance_id: String,
+        attribute: String,
+    },
+    ModifyInstanceAttribute {
+        instance_id: String,
+        change: InstanceChange,
+    },
+    CreateImage(CreateImageSpec),
 }
 
 /// The input shared by Authorize/Revoke SecurityGroup Ingress/Egress.
@@ -267,6 +306,17 @@ impl Ec2Action {
             Ec2Action::DescribeImageAttribute { .. } => "DescribeImageAttribute",
             Ec2Action::ModifyImageAttribute(_) => "ModifyImageAttribute",
             Ec2Action::ResetImageAttribute { .. } => "ResetImageAttribute",
+            Ec2Action::RunInstances(_) => "RunInstances",
+            Ec2Action::DescribeInstances { .. } => "DescribeInstances",
+            Ec2Action::DescribeInstanceStatus { .. } => "DescribeInstanceStatus",
+            Ec2Action::StartInstances { .. } => "StartInstances",
+            Ec2Action::StopInstances { .. } => "StopInstances",
+            Ec2Action::RebootInstances { .. } => "RebootInstances",
+            Ec2Action::TerminateInstances { .. } => "TerminateInstances",
+            Ec2Action::GetConsoleOutput { .. } => "GetConsoleOutput",
+            Ec2Action::DescribeInstanceAttribute { .. } => "DescribeInstanceAttribute",
+            Ec2Action::ModifyInstanceAttribute { .. } => "ModifyInstanceAttribute",
+            Ec2Action::CreateImage(_) => "CreateImage",
         }
     }
 }
@@ -277,6 +327,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
     "CopySnapshot",
+    "CreateImage",
     "CreateKeyPair",
     "CreateSecurityGroup",
     "CreateSnapshot",
@@ -293,8 +344,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "DescribeAvailabilityZones",
     "DescribeImageAttribute",
     "DescribeImages",
+    "DescribeInstanceAttribute",
+    "DescribeInstanceStatus",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
+    "DescribeInstances",
     "DescribeKeyPairs",
     "DescribeRegions",
     "DescribeSecurityGroupRules",
@@ -307,19 +361,34 @@ pub const IMPLEMENTED: &[&str] = &[
     "DescribeVolumesModifications",
     "DescribeVpcs",
     "DetachVolume",
+    "GetConsoleOutput",
     "ImportKeyPair",
     "ModifyImageAttribute",
+    "ModifyInstanceAttribute",
     "ModifySnapshotAttribute",
     "ModifyVolume",
+    "RebootInstances",
     "RegisterImage",
     "ResetImageAttribute",
     "ResetSnapshotAttribute",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
+    "RunInstances",
+    "StartInstances",
+    "StopInstances",
+    "TerminateInstances",
 ];
 
 /// The API version this server speaks.
 pub const API_VERSION: &str = "2016-11-15";
+
+fn instance_ids(p: &Params) -> Result<Vec<String>, ProtocolError> {
+    let ids = p.strings("InstanceId")?;
+    if ids.is_empty() {
+        return Err(ProtocolError::MissingParameter("InstanceId".into()));
+    }
+    Ok(ids)
+}
 
 fn page(p: &Params, min: i64, max: i64) -> Result<Page, ProtocolError> {
     Ok(Page { max_results: p.max_results(min, max)?, next_token: p.string("NextToken").filter(|t| !t.is_empty()) })
@@ -650,6 +719,42 @@ impl Ec2Request {
                 attribute: p.required("Attribute")?.to_string(),
             },
             "RegisterImage" => Ec2Action::RegisterImage(storage::register_image(p)?),
+            "RunInstances" => Ec2Action::RunInstances(compute::run_instances(p)?),
+            "DescribeInstances" => {
+                let instance_ids = p.strings("InstanceId")?;
+                let page = page(p, 5, 1000)?;
+                if page.max_results.is_some() && !instance_ids.is_empty() {
+                    return Err(ProtocolError::InvalidCombination(
+                        "The parameter instancesSet cannot be used with the parameter maxResults".into(),
+                    ));
+                }
+                Ec2Action::DescribeInstances { instance_ids, filters: p.filters()?, page }
+            }
+            "DescribeInstanceStatus" => Ec2Action::DescribeInstanceStatus {
+                instance_ids: p.strings("InstanceId")?,
+                include_all: p.bool("IncludeAllInstances")?.unwrap_or(false),
+                filters: p.filters()?,
+                page: page(p, 5, 1000)?,
+            },
+            "StartInstances" => Ec2Action::StartInstances { instance_ids: instance_ids(p)? },
+            "StopInstances" => {
+                Ec2Action::StopInstances { instance_ids: instance_ids(p)?, force: p.bool("Force")?.unwrap_or(false) }
+            }
+            "RebootInstances" => Ec2Action::RebootInstances { instance_ids: instance_ids(p)? },
+            "TerminateInstances" => Ec2Action::TerminateInstances { instance_ids: instance_ids(p)? },
+            "GetConsoleOutput" => Ec2Action::GetConsoleOutput {
+                instance_id: p.required("InstanceId")?.to_string(),
+                latest: p.bool("Latest")?.unwrap_or(false),
+            },
+            "DescribeInstanceAttribute" => Ec2Action::DescribeInstanceAttribute {
+                instance_id: p.required("InstanceId")?.to_string(),
+                attribute: p.required("Attribute")?.to_string(),
+            },
+            "ModifyInstanceAttribute" => Ec2Action::ModifyInstanceAttribute {
+                instance_id: p.required("InstanceId")?.to_string(),
+                change: compute::instance_change(p)?,
+            },
+            "CreateImage" => Ec2Action::CreateImage(compute::create_image(p)?),
             "DescribeImages" => Ec2Action::DescribeImages {
                 describe: storage::owned_describe(p, "ImageId", "ExecutableBy", 5, 1000)?,
                 include_deprecated: p.bool("IncludeDeprecated")?.unwrap_or(false),

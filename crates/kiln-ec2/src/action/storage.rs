@@ -94,7 +94,7 @@ fn permission_change(p: &Params, structured: &str) -> Result<PermissionChange, P
     Ok(change)
 }
 
-fn block_device_mappings(p: &Params) -> Result<Vec<BlockDeviceMapping>, ProtocolError> {
+pub(super) fn block_device_mappings(p: &Params) -> Result<Vec<BlockDeviceMapping>, ProtocolError> {
     p.structs("BlockDeviceMapping")?
         .into_iter()
         .map(|m| {

@@ -262,5 +262,7 @@ pub fn next_token(w: &mut XmlWriter, token: &Option<String>) {
     w.opt("nextToken", token.as_deref());
 }
 
+mod compute;
 mod storage;
+pub use compute::{instance_attribute, instance_status, reservation, state_change};
 pub use storage::{attachment, grantee, image, image_attribute, modification, snapshot, volume};

@@ -200,6 +200,15 @@ pub struct VmSpec {
     /// Start with the CPUs stopped (`-S`) until QMP `cont`, so the owner can connect and watch
     /// events before the guest runs a single instruction.
     pub start_paused: bool,
+    /// Empty PCIe root ports for disks hot-plugged later (q35 only), named by
+    /// [`hotplug_port`]. On q35 every disk also sits on a root port of its own, so any disk
+    /// but the first can be unplugged while the guest runs.
+    pub hotplug_slots: u32,
+}
+
+/// The id of the `n`th empty root port of a q35 VM, the `bus` a hot-plugged disk goes on.
+pub fn hotplug_port(n: u32) -> String {
+    format!("hp{n}")
 }
 
 /// A spec QEMU would reject or misread.
@@ -255,6 +264,9 @@ pub enum SpecError {
         /// Its limit in bytes.
         max: usize,
     },
+    /// Hot-plug slots on a machine without PCIe (microvm).
+    #[error("hot-plug slots need the q35 machine type")]
+    NoHotplug,
     /// An fw_cfg name outside the `opt/` namespace.
     #[error("fw_cfg name {name:?} must start with \"opt/\"")]
     FwCfgNamespace {
@@ -362,7 +374,7 @@ pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
         }
     }
 
-    for disk in &spec.disks {
+    for (index, disk) in spec.disks.iter().enumerate() {
         let blockdev = Opts::new("")
             .kv("driver", disk.format.as_str())
             .kv("node-name", &disk.id)
@@ -371,6 +383,11 @@ pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
             .kv("file.filename", &disk.path);
         cmd.opt("-blockdev", blockdev.0);
         let mut device = Opts::new(&format!("virtio-blk-{virtio}")).kv("drive", &disk.id).kv("id", &disk.id);
+        if spec.machine == Machine::Q35 {
+            let port = format!("disk-port{index}");
+            cmd.opt("-device", Opts::new("pcie-root-port").kv("id", &port).kv("chassis", (index + 1).to_string()).0);
+            device = device.kv("bus", &port);
+        }
         if let Some(serial) = &disk.serial {
             device = device.kv("serial", serial);
         }
@@ -401,6 +418,11 @@ pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
             device = device.kv("mac", mac.to_string());
         }
         cmd.opt("-device", device.0);
+    }
+
+    for n in 0..spec.hotplug_slots {
+        let chassis = (spec.disks.len() as u32 + 1 + n).to_string();
+        cmd.opt("-device", Opts::new("pcie-root-port").kv("id", hotplug_port(n)).kv("chassis", chassis).0);
     }
 
     for entry in &spec.fw_cfg {
@@ -492,6 +514,9 @@ fn validate(spec: &VmSpec) -> Result<(), SpecError> {
     }
     for value in &spec.smbios_type11 {
         check_len("smbios type 11 string", value, usize::MAX)?;
+    }
+    if spec.hotplug_slots > 0 && spec.machine != Machine::Q35 {
+        return Err(SpecError::NoHotplug);
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ fn microvm_tcg() -> VmSpec {
         fw_cfg: vec![FwCfgFile { name: "opt/kiln/user-data".into(), file: "/run/kiln/i-0/user-data".into() }],
         smbios_type11: vec!["io.systemd.credential:hostname=web1".into()],
         start_paused: false,
+        hotplug_slots: 0,
     }
 }
 
@@ -63,6 +64,7 @@ fn q35_kvm() -> VmSpec {
         fw_cfg: vec![],
         smbios_type11: vec![],
         start_paused: true,
+        hotplug_slots: 0,
     }
 }
 
@@ -154,11 +156,15 @@ fn q35_kvm_boot_with_two_disks_and_a_tap_nic() {
         "-blockdev",
         "driver=qcow2,node-name=root,read-only=off,file.driver=file,file.filename=/data/volumes/root.qcow2",
         "-device",
-        "virtio-blk-pci,drive=root,id=root",
+        "pcie-root-port,id=disk-port0,chassis=1",
+        "-device",
+        "virtio-blk-pci,drive=root,id=root,bus=disk-port0",
         "-blockdev",
         "driver=raw,node-name=seed,read-only=on,file.driver=file,file.filename=/data/seed.raw",
         "-device",
-        "virtio-blk-pci,drive=seed,id=seed,serial=cidata",
+        "pcie-root-port,id=disk-port1,chassis=2",
+        "-device",
+        "virtio-blk-pci,drive=seed,id=seed,bus=disk-port1,serial=cidata",
         "-netdev",
         "tap,id=net0,ifname=kiln-tap0,script=no,downscript=no",
         "-device",
@@ -166,6 +172,15 @@ fn q35_kvm_boot_with_two_disks_and_a_tap_nic() {
         "-S",
     ];
     assert_eq!(args(&q35_kvm()), expected);
+}
+
+#[test]
+fn hotplug_ports_follow_the_disks_and_need_q35() {
+    let spec = VmSpec { hotplug_slots: 2, ..q35_kvm() };
+    let joined = args(&spec).join(" ");
+    assert!(joined.contains("pcie-root-port,id=hp0,chassis=3"), "{joined}");
+    assert!(joined.contains("pcie-root-port,id=hp1,chassis=4"), "{joined}");
+    assert_eq!(build(&VmSpec { hotplug_slots: 1, ..microvm_tcg() }), Err(SpecError::NoHotplug));
 }
 
 #[test]

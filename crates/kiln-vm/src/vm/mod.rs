@@ -259,6 +259,21 @@ impl VmHandle {
         if RESERVED_QMP_COMMANDS.contains(&command) {
             return Err(VmError::ReservedQmpCommand(command.to_owned()));
         }
+        self.owner_qmp(command, arguments)
+    }
+
+    /// Pauses the guest's CPUs (QMP `stop`, which also drains and flushes its disks), runs `f`,
+    /// and lets the guest continue. While `f` runs the disk images are quiescent, so they can be
+    /// read as a crash-consistent point in time without stopping the instance (`CreateImage`
+    /// with `NoReboot`). The guest resumes even if `f` fails.
+    pub fn frozen<T>(&self, f: impl FnOnce() -> T) -> Result<T, VmError> {
+        self.owner_qmp("stop", None)?;
+        let result = f();
+        self.owner_qmp("cont", None)?;
+        Ok(result)
+    }
+
+    fn owner_qmp(&self, command: &str, arguments: Option<Value>) -> Result<Value, VmError> {
         let (reply, answer) = mpsc::channel();
         let request = Request::Qmp { command: command.to_owned(), arguments, reply };
         if self.requests.send(request).is_ok() {

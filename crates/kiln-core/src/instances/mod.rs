@@ -1,0 +1,966 @@
+//! Instances: `RunInstances`, `DescribeInstances`, `DescribeInstanceStatus`, `Start/Stop/Reboot/
+//! TerminateInstances`, `GetConsoleOutput`, `Describe/ModifyInstanceAttribute`, `CreateImage`.
+//!
+//! The record (`i-…`) is the truth users see; the running VM is owned by [`runtime`]. A launch
+//! commits the instance and its volumes as `pending` in one transaction, then prepares disks,
+//! network and boot files and spawns QEMU on a worker thread. From then on the VM's owner
+//! (`kiln_vm`) decides the lifecycle, and the runtime's reconciler writes every state change it
+//! observes back into the record, so a guest that powers itself off, or a QEMU that dies, shows
+//! in `DescribeInstances` within a fraction of a second.
+
+mod create_image;
+mod hotplug;
+mod net;
+pub mod runtime;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use base64::Engine;
+use kiln_meta::{MetaTxn, Query};
+use kiln_types::{
+    BlockDeviceMapping, Filter, InstanceChange, Page, ResourceKind, RunInstancesSpec, Tag, TagSpecification,
+};
+use serde::{Deserialize, Serialize};
+
+pub use net::{HostNetwork, Ingress, NoNetwork, Port, PortFilter};
+pub use runtime::{Compute, ComputeConfig};
+
+use crate::error::{CoreError, CoreResult};
+use crate::filter::{apply, b, s};
+use crate::images::{self, ImageData, SNAPSHOT_LOCATION_PREFIX};
+use crate::item::{self, Body, Item};
+use crate::keypairs::KeyPairData;
+use crate::network::{SubnetData, VpcData};
+use crate::page::paginate;
+use crate::security_groups::GroupData;
+use crate::snapshots::SnapshotData;
+use crate::volumes::{Attachment, VolumeData};
+use crate::{idempotency, tags, Ctx, Kiln};
+
+/// Why an instance is in its state (EC2's `stateReason`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Reason {
+    /// e.g. `Client.UserInitiatedShutdown`.
+    pub code: String,
+    /// e.g. `Client.UserInitiatedShutdown: User initiated shutdown`.
+    pub message: String,
+}
+
+/// A security group an instance is in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GroupRef {
+    /// Group id.
+    pub id: String,
+    /// Group name.
+    pub name: String,
+}
+
+/// A volume attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstanceDevice {
+    /// Device name, e.g. `/dev/xvda`.
+    pub device_name: String,
+    /// The volume.
+    pub volume_id: String,
+    /// Delete the volume when the instance terminates.
+    pub delete_on_termination: bool,
+    /// When it was attached.
+    pub attach_time: String,
+}
+
+/// How the instance's disk boots.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Boot {
+    /// A kernel read out of the image's root file system, booted directly on `microvm`;
+    /// `None` boots the disk's own boot loader through firmware on `q35`.
+    pub kernel: Option<String>,
+    /// Its initramfs.
+    pub initrd: Option<String>,
+    /// Its command line.
+    pub cmdline: String,
+}
+
+/// An instance's stored fields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InstanceData {
+    /// The reservation (one `RunInstances` call).
+    pub reservation_id: String,
+    /// Position within the reservation.
+    pub launch_index: u32,
+    /// Image launched.
+    pub image_id: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// EC2 state name.
+    pub state: String,
+    /// Why it is in that state.
+    pub state_reason: Option<Reason>,
+    /// EC2's `stateTransitionReason` text.
+    pub transition_reason: String,
+    /// Launch (or last start) time.
+    pub launch_time: String,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// The key pair's public key (OpenSSH line), kept with the instance as EC2 does.
+    pub public_key: Option<String>,
+    /// Security groups.
+    pub groups: Vec<GroupRef>,
+    /// VPC.
+    pub vpc_id: String,
+    /// Subnet.
+    pub subnet_id: String,
+    /// Zone.
+    pub availability_zone: String,
+    /// Private IPv4 address.
+    pub private_ip: String,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// Address reachable from the host (EC2's public address).
+    pub public_ip: Option<String>,
+    /// NIC MAC address.
+    pub mac: String,
+    /// User data, base64.
+    pub user_data: Option<String>,
+    /// Root device name.
+    pub root_device_name: String,
+    /// `ebs` or `instance-store`.
+    pub root_device_type: String,
+    /// Attached volumes.
+    pub devices: Vec<InstanceDevice>,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: String,
+    /// Termination protection.
+    pub disable_api_termination: bool,
+    /// The launch's idempotency token.
+    pub client_token: Option<String>,
+    /// Architecture.
+    pub architecture: String,
+    /// vCPUs given to the VM (see the scale-down policy in [`runtime`]).
+    pub vcpus: u32,
+    /// Memory given to the VM, MiB.
+    pub memory_mib: u64,
+    /// How it boots.
+    pub boot: Boot,
+    /// Unix time it became `terminated`, for expiry.
+    pub ended_at: Option<i64>,
+    /// IMDS: `required` when the image demands IMDSv2.
+    pub http_tokens: String,
+    /// The QEMU machine type its VM runs on (`q35` or `microvm`).
+    #[serde(default)]
+    pub machine: String,
+}
+
+impl Body for InstanceData {
+    const KIND: ResourceKind = ResourceKind::Instance;
+}
+
+impl InstanceData {
+    /// EC2's private DNS name for the private address.
+    pub fn private_dns_name(&self, region: &str) -> String {
+        if self.private_ip.is_empty() {
+            return String::new();
+        }
+        let dashed = self.private_ip.replace('.', "-");
+        if region == "us-east-1" {
+            format!("ip-{dashed}.ec2.internal")
+        } else {
+            format!("ip-{dashed}.{region}.compute.internal")
+        }
+    }
+
+    /// The state's EC2 code.
+    pub fn state_code(&self) -> u16 {
+        match self.state.as_str() {
+            "pending" => 0,
+            "running" => 16,
+            "shutting-down" => 32,
+            "terminated" => 48,
+            "stopping" => 64,
+            _ => 80,
+        }
+    }
+
+    /// Whether the instance holds host resources (a VM, or memory reserved for one).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state.as_str(), "pending" | "running" | "stopping" | "shutting-down")
+    }
+
+    /// Decoded user data.
+    pub fn user_data_bytes(&self) -> Option<Vec<u8>> {
+        self.user_data.as_deref().and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok())
+    }
+}
+
+/// One state change, as `Start/Stop/TerminateInstances` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChangeRow {
+    /// Instance id.
+    pub instance_id: String,
+    /// `(code, name)` before.
+    pub previous: (u16, String),
+    /// `(code, name)` after.
+    pub current: (u16, String),
+}
+
+/// A reservation: the instances one `RunInstances` launched.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// `r-…`.
+    pub reservation_id: String,
+    /// Owner account.
+    pub owner_id: String,
+    /// Instances, by launch index.
+    pub instances: Vec<Item<InstanceData>>,
+}
+
+/// `DescribeInstanceAttribute`'s answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    /// A string value (`instanceType`, `userData`, ...).
+    Text(Option<String>),
+    /// A boolean value.
+    Flag(bool),
+    /// `groupSet`.
+    Groups(Vec<GroupRef>),
+    /// `blockDeviceMapping`.
+    Devices(Vec<InstanceDevice>),
+}
+
+/// EC2's `stateTransitionReason` for a user or guest action at `now`.
+fn transition_text(what: &str) -> String {
+    format!("{what} ({})", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S GMT"))
+}
+
+pub(crate) fn all_instances(txn: &mut dyn MetaTxn) -> CoreResult<Vec<Item<InstanceData>>> {
+    txn.find(&Query { kind: Some(ResourceKind::Instance), ..Default::default() })?
+        .into_iter()
+        .map(Item::from_record)
+        .collect()
+}
+
+fn random_hex(n: usize) -> String {
+    let bytes: Vec<u8> = (0..n.div_ceil(2)).map(|_| rand::random::<u8>()).collect();
+    hex::encode(bytes)[..n].to_string()
+}
+
+/// Parses `a.b.c.d/len`.
+pub(crate) fn parse_cidr(cidr: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, len) = cidr.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((addr.parse().ok()?, len))
+}
+
+/// The first free address of `cidr` that is not in `used`, skipping the four addresses EC2
+/// reserves at the start of a subnet and the broadcast address at its end.
+fn allocate_ip(cidr: &str, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let (net, len) = parse_cidr(cidr)?;
+    let size = 1u64 << (32 - len as u32);
+    let base = u32::from(net) as u64 & !(size - 1);
+    (4..size.saturating_sub(1)).map(|i| Ipv4Addr::from((base + i) as u32)).find(|a| !used.contains(a))
+}
+
+/// Addresses from 100.64.0.0/10 (shared address space, never routed on the internet) serve as
+/// the host-reachable "public" addresses.
+fn allocate_public_ip(used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    (10u32..(1 << 22) - 1)
+        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i))
+        .find(|a| !used.contains(a))
+}
+
+fn device_sort_key(d: &str) -> String {
+    d.trim_start_matches("/dev/").to_string()
+}
+
+/// A volume to create at launch.
+struct PlannedVolume {
+    device_name: String,
+    snapshot: Option<Item<SnapshotData>>,
+    size: i64,
+    volume_type: String,
+    iops: Option<i64>,
+    throughput: Option<i64>,
+    delete_on_termination: bool,
+    encrypted: bool,
+}
+
+impl Kiln {
+    /// `RunInstances`.
+    pub fn run_instances(self: &Arc<Self>, ctx: &Ctx, spec: &RunInstancesSpec) -> CoreResult<Reservation> {
+        let compute = self.compute.runtime()?;
+        let mut instance_tags = Vec::new();
+        let mut volume_tags = Vec::new();
+        for t in &spec.tag_specs {
+            let one = std::slice::from_ref(t);
+            match t.resource_type.as_str() {
+                "instance" => instance_tags.extend(tags::from_specs(one, ResourceKind::Instance)?),
+                "volume" => volume_tags.extend(tags::from_specs(one, ResourceKind::Volume)?),
+                other => {
+                    return Err(CoreError::InvalidParameterValue(format!(
+                        "'{other}' is not a valid taggable resource type for this operation."
+                    )))
+                }
+            }
+        }
+        let type_name = spec.instance_type.clone().unwrap_or_else(|| "t3.micro".into());
+        let itype = self
+            .catalogue
+            .get(&type_name)
+            .ok_or_else(|| CoreError::InvalidParameterValue(format!("Invalid value '{type_name}' for InstanceType.")))?
+            .clone();
+        let shutdown_behavior = spec.shutdown_behavior.clone().unwrap_or_else(|| "stop".into());
+        if !matches!(shutdown_behavior.as_str(), "stop" | "terminate") {
+            return Err(CoreError::InvalidParameterValue(format!(
+                "Value ({shutdown_behavior}) for parameter instanceInitiatedShutdownBehavior is invalid. Expected: 'stop', 'terminate'."
+            )));
+        }
+        if spec.private_ip_address.is_some() && spec.max_count > 1 {
+            return Err(CoreError::InvalidParameterCombination(
+                "Cannot specify PrivateIpAddress when launching more than one instance.".into(),
+            ));
+        }
+        let fingerprint = idempotency::fingerprint(&[
+            &spec.image_id,
+            &type_name,
+            &format!("{}-{}", spec.min_count, spec.max_count),
+            spec.key_name.as_deref().unwrap_or(""),
+            spec.subnet_id.as_deref().unwrap_or(""),
+        ]);
+
+        let mut txn = self.store.begin()?;
+        if let Some(token) = &spec.client_token {
+            if let Some(existing) = idempotency::lookup(txn.as_mut(), ctx, "RunInstances", token, &fingerprint)? {
+                let instances: Vec<Item<InstanceData>> = item::list::<InstanceData>(txn.as_mut(), ctx, None)?
+                    .into_iter()
+                    .filter(|i| i.data.reservation_id == existing)
+                    .collect();
+                return Ok(Reservation { reservation_id: existing, owner_id: ctx.account.clone(), instances });
+            }
+        }
+
+        // The image: visible and launchable by the caller (own, shared, public), available.
+        if !ResourceKind::Image.is_well_formed(&spec.image_id) {
+            return Err(CoreError::Malformed { kind: ResourceKind::Image, id: spec.image_id.clone() });
+        }
+        let image = match item::get_in_region::<ImageData>(txn.as_mut(), ctx, &spec.image_id) {
+            Ok(image) if images::may_launch(ctx, &image) => image,
+            Ok(_) => return Err(CoreError::NotOwner(spec.image_id.clone())),
+            Err(e) => return Err(e),
+        };
+        if image.data.state != "available" {
+            return Err(CoreError::IncorrectState(format!(
+                "Image '{}' is not available (state: {}).",
+                image.id, image.data.state
+            )));
+        }
+        if image.data.architecture != itype.arch {
+            return Err(CoreError::InvalidParameterValue(format!(
+                "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI.",
+                itype.arch, image.data.architecture
+            )));
+        }
+        if itype.arch != "x86_64" {
+            return Err(CoreError::Unsupported(format!(
+                "Instance type {type_name} ({}) cannot run on this host, which runs x86_64 guests only.",
+                itype.arch
+            )));
+        }
+
+        // Key pair.
+        let (key_name, public_key) = match &spec.key_name {
+            Some(name) => {
+                let key = item::by_name::<KeyPairData>(txn.as_mut(), ctx, "", name)?
+                    .ok_or_else(|| CoreError::NotFound { kind: ResourceKind::KeyPair, id: name.clone() })?;
+                (Some(name.clone()), Some(key.data.public_key.clone()))
+            }
+            None => (None, None),
+        };
+
+        // Subnet: named, or the default subnet of the named zone, or the first default subnet.
+        let subnet = match &spec.subnet_id {
+            Some(id) => item::get::<SubnetData>(txn.as_mut(), ctx, id)?,
+            None => {
+                let vpc = crate::network::default_vpc(txn.as_mut(), ctx)?
+                    .ok_or_else(|| CoreError::Unsupported("No default VPC for this account; name a subnet.".into()))?;
+                let mut subnets: Vec<Item<SubnetData>> = item::list::<SubnetData>(txn.as_mut(), ctx, Some(&vpc.id))?
+                    .into_iter()
+                    .filter(|s| s.data.default_for_az)
+                    .collect();
+                subnets.sort_by(|a, b| a.data.availability_zone.cmp(&b.data.availability_zone));
+                match &spec.availability_zone {
+                    Some(zone) => subnets.into_iter().find(|s| &s.data.availability_zone == zone).ok_or_else(|| {
+                        CoreError::InvalidParameterValue(format!("Invalid availability zone: [{zone}]"))
+                    })?,
+                    None => subnets
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| CoreError::Unsupported("The default VPC has no default subnet.".into()))?,
+                }
+            }
+        };
+        if let Some(zone) = &spec.availability_zone {
+            if zone != &subnet.data.availability_zone {
+                return Err(CoreError::InvalidParameterValue(format!(
+                    "The subnet {} is in zone {}, not {zone}.",
+                    subnet.id, subnet.data.availability_zone
+                )));
+            }
+        }
+        let vpc = item::get::<VpcData>(txn.as_mut(), ctx, &subnet.data.vpc_id)?;
+
+        // Security groups: by id, by name (in the subnet's VPC), or the VPC's default group.
+        let mut groups = Vec::new();
+        for id in &spec.security_group_ids {
+            let g = item::get::<GroupData>(txn.as_mut(), ctx, id)?;
+            if g.data.vpc_id != vpc.id {
+                return Err(CoreError::InvalidParameterValue(format!(
+                    "Security group {id} and subnet {} belong to different networks.",
+                    subnet.id
+                )));
+            }
+            groups.push(GroupRef { id: g.id.clone(), name: g.name.clone().unwrap_or_default() });
+        }
+        for name in &spec.security_groups {
+            let g = item::by_name::<GroupData>(txn.as_mut(), ctx, &vpc.id, name)?
+                .ok_or_else(|| CoreError::GroupNameNotFound { name: name.clone(), vpc_id: vpc.id.clone() })?;
+            groups.push(GroupRef { id: g.id.clone(), name: name.clone() });
+        }
+        if groups.is_empty() {
+            let g = item::by_name::<GroupData>(txn.as_mut(), ctx, &vpc.id, "default")?
+                .ok_or_else(|| CoreError::Internal("the VPC has no default group".into()))?;
+            groups.push(GroupRef { id: g.id.clone(), name: "default".into() });
+        }
+        groups.dedup_by(|a, b| a.id == b.id);
+
+        // Disks: the image's mappings with the request's overrides and additions.
+        let root_device_type = image.data.root_device_type.clone();
+        let planned = self.plan_volumes(txn.as_mut(), ctx, &image, &spec.block_device_mappings)?;
+        let root_snapshot = match root_device_type.as_str() {
+            "instance-store" => image
+                .data
+                .image_location
+                .as_deref()
+                .and_then(|l| l.strip_prefix(SNAPSHOT_LOCATION_PREFIX))
+                .map(str::to_string)
+                .ok_or_else(|| CoreError::Unsupported(format!("Image {} has no root disk Kiln can boot.", image.id)))?,
+            _ => planned
+                .iter()
+                .find(|p| p.device_name == image.data.root_device_name)
+                .and_then(|p| p.snapshot.as_ref().map(|s| s.id.clone()))
+                .ok_or_else(|| {
+                    CoreError::InvalidBlockDeviceMapping(format!(
+                        "The image's root device {} has no snapshot to boot from.",
+                        image.data.root_device_name
+                    ))
+                })?,
+        };
+
+        // Capacity: launch as many as fit, at least MinCount.
+        let (vcpus, memory_mib) = compute.sizing(&itype);
+        let everything = all_instances(txn.as_mut())?;
+        let fit = compute.instances_that_fit(&everything, memory_mib);
+        if (fit as i64) < spec.min_count {
+            return Err(CoreError::InsufficientCapacity(format!(
+                "There is not enough capacity on this host for {} {type_name} instance(s) ({memory_mib} MiB each); {fit} fit now.",
+                spec.min_count
+            )));
+        }
+        let count = spec.max_count.min(fit as i64) as u32;
+
+        // Addresses: private addresses are unique across the host, since the host routes them.
+        let mut used_private: HashSet<Ipv4Addr> = everything
+            .iter()
+            .filter(|i| i.data.state != "terminated")
+            .filter_map(|i| i.data.private_ip.parse().ok())
+            .collect();
+        let mut used_public: HashSet<Ipv4Addr> = everything
+            .iter()
+            .filter(|i| i.data.state != "terminated")
+            .filter_map(|i| i.data.public_ip.as_deref()?.parse().ok())
+            .collect();
+        let (_, prefix_len) = parse_cidr(&subnet.data.cidr_block)
+            .ok_or_else(|| CoreError::Internal(format!("bad subnet CIDR {}", subnet.data.cidr_block)))?;
+
+        let reservation_id = format!("r-{}", random_hex(17));
+        let now = crate::now();
+        let user_data = spec.user_data.as_ref().map(|u| base64::engine::general_purpose::STANDARD.encode(u));
+        let boot = compute.boot_for(self, &image.region, &root_snapshot)?;
+        let mut launched = Vec::new();
+        for index in 0..count {
+            let private_ip = match (&spec.private_ip_address, index) {
+                (Some(addr), 0) => {
+                    let ip: Ipv4Addr = addr
+                        .parse()
+                        .map_err(|_| CoreError::InvalidParameterValue(format!("Invalid private IP address {addr}")))?;
+                    if used_private.contains(&ip) {
+                        return Err(CoreError::InvalidParameterValue(format!("Address {addr} is in use.")));
+                    }
+                    ip
+                }
+                _ => allocate_ip(&subnet.data.cidr_block, &used_private).ok_or_else(|| {
+                    CoreError::InsufficientCapacity(format!("Subnet {} has no free addresses.", subnet.id))
+                })?,
+            };
+            used_private.insert(private_ip);
+            let public_ip = if subnet.data.map_public_ip_on_launch {
+                let ip = allocate_public_ip(&used_public)
+                    .ok_or_else(|| CoreError::InsufficientCapacity("No free public addresses.".into()))?;
+                used_public.insert(ip);
+                Some(ip.to_string())
+            } else {
+                None
+            };
+            let mac = format!(
+                "0e:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                rand::random::<u8>(),
+                rand::random::<u8>(),
+                rand::random::<u8>(),
+                rand::random::<u8>(),
+                rand::random::<u8>()
+            );
+            let mut inst = Item::new(
+                ctx,
+                None,
+                String::new(),
+                instance_tags.clone(),
+                InstanceData {
+                    reservation_id: reservation_id.clone(),
+                    launch_index: index,
+                    image_id: image.id.clone(),
+                    instance_type: type_name.clone(),
+                    state: "pending".into(),
+                    launch_time: now.clone(),
+                    key_name: key_name.clone(),
+                    public_key: public_key.clone(),
+                    groups: groups.clone(),
+                    vpc_id: vpc.id.clone(),
+                    subnet_id: subnet.id.clone(),
+                    availability_zone: subnet.data.availability_zone.clone(),
+                    private_ip: private_ip.to_string(),
+                    prefix_len,
+                    public_ip,
+                    mac,
+                    user_data: user_data.clone(),
+                    root_device_name: image.data.root_device_name.clone(),
+                    root_device_type: root_device_type.clone(),
+                    shutdown_behavior: shutdown_behavior.clone(),
+                    disable_api_termination: spec.disable_api_termination.unwrap_or(false),
+                    client_token: spec.client_token.clone(),
+                    architecture: image.data.architecture.clone(),
+                    vcpus,
+                    memory_mib,
+                    boot: boot.clone(),
+                    http_tokens: if image.data.imds_support.as_deref() == Some("v2.0") {
+                        "required".into()
+                    } else {
+                        "optional".into()
+                    },
+                    ..Default::default()
+                },
+            );
+            inst.insert(txn.as_mut())?;
+            for p in &planned {
+                let mut vol = Item::new(
+                    ctx,
+                    None,
+                    String::new(),
+                    volume_tags.clone(),
+                    VolumeData {
+                        size: p.size,
+                        volume_type: p.volume_type.clone(),
+                        iops: p.iops,
+                        throughput: p.throughput,
+                        availability_zone: subnet.data.availability_zone.clone(),
+                        availability_zone_id: subnet.data.availability_zone_id.clone(),
+                        snapshot_id: p.snapshot.as_ref().map(|s| s.id.clone()),
+                        encrypted: p.encrypted,
+                        state: "in-use".into(),
+                        attachments: vec![Attachment {
+                            instance_id: inst.id.clone(),
+                            device: p.device_name.clone(),
+                            state: "attached".into(),
+                            attach_time: now.clone(),
+                            delete_on_termination: p.delete_on_termination,
+                        }],
+                        ..Default::default()
+                    },
+                );
+                vol.insert(txn.as_mut())?;
+                inst.data.devices.push(InstanceDevice {
+                    device_name: p.device_name.clone(),
+                    volume_id: vol.id.clone(),
+                    delete_on_termination: p.delete_on_termination,
+                    attach_time: now.clone(),
+                });
+            }
+            inst.save(txn.as_mut())?;
+            launched.push(inst);
+        }
+        if let Some(token) = &spec.client_token {
+            idempotency::record(txn.as_mut(), ctx, "RunInstances", token, &fingerprint, &reservation_id)?;
+        }
+        txn.commit()?;
+        for inst in &launched {
+            self.start_launch(inst.id.clone(), true);
+        }
+        Ok(Reservation { reservation_id, owner_id: ctx.account.clone(), instances: launched })
+    }
+
+    /// The volumes a launch creates: the image's EBS mappings, changed or suppressed by the
+    /// request's mappings, plus the request's new ones.
+    fn plan_volumes(
+        &self,
+        txn: &mut dyn MetaTxn,
+        ctx: &Ctx,
+        image: &Item<ImageData>,
+        overrides: &[BlockDeviceMapping],
+    ) -> CoreResult<Vec<PlannedVolume>> {
+        let mut mappings: Vec<BlockDeviceMapping> = image.data.block_device_mappings.clone();
+        for o in overrides {
+            match mappings.iter_mut().find(|m| m.device_name == o.device_name) {
+                Some(m) if o.no_device => m.no_device = true,
+                Some(m) => {
+                    if let (Some(base), Some(new)) = (m.ebs.as_mut(), o.ebs.as_ref()) {
+                        if new.snapshot_id.is_some() && new.snapshot_id != base.snapshot_id {
+                            return Err(CoreError::InvalidBlockDeviceMapping(format!(
+                                "The snapshot of {} cannot be replaced at launch.",
+                                o.device_name
+                            )));
+                        }
+                        base.volume_size = new.volume_size.or(base.volume_size);
+                        base.volume_type = new.volume_type.clone().or(base.volume_type.clone());
+                        base.iops = new.iops.or(base.iops);
+                        base.throughput = new.throughput.or(base.throughput);
+                        base.delete_on_termination = new.delete_on_termination.or(base.delete_on_termination);
+                        base.encrypted = new.encrypted.or(base.encrypted);
+                    } else if o.ebs.is_some() {
+                        *m = o.clone();
+                    }
+                }
+                None if o.no_device => {}
+                None => mappings.push(o.clone()),
+            }
+        }
+        let mut planned = Vec::new();
+        let mut seen = BTreeSet::new();
+        for m in mappings.iter().filter(|m| !m.no_device) {
+            let Some(ebs) = &m.ebs else { continue };
+            if !seen.insert(m.device_name.clone()) {
+                return Err(CoreError::InvalidBlockDeviceMapping(format!(
+                    "The device name {} is used more than once.",
+                    m.device_name
+                )));
+            }
+            let snapshot = match &ebs.snapshot_id {
+                // Launch permission on the image covers its snapshots; a snapshot the request adds
+                // must be restorable by the caller itself.
+                Some(id) if image.data.snapshot_ids().contains(id) => {
+                    Some(item::get_in_region::<SnapshotData>(txn, ctx, id)?)
+                }
+                Some(id) => Some(crate::volumes::restorable_snapshot(txn, ctx, id)?),
+                None => None,
+            };
+            let min = snapshot.as_ref().map_or(1, |s| s.data.volume_size);
+            let size = ebs.volume_size.unwrap_or(min);
+            if size < min {
+                return Err(CoreError::InvalidBlockDeviceMapping(format!(
+                    "Volume of {size}GiB for {} is smaller than its snapshot ({min}GiB).",
+                    m.device_name
+                )));
+            }
+            if snapshot.is_none() && ebs.volume_size.is_none() {
+                return Err(CoreError::InvalidBlockDeviceMapping(format!(
+                    "The mapping for {} needs a snapshot or a volume size.",
+                    m.device_name
+                )));
+            }
+            let volume_type = ebs.volume_type.clone().unwrap_or_else(|| "gp3".into());
+            let (iops, throughput) = crate::volumes::validate(&volume_type, size, ebs.iops, ebs.throughput, false)?;
+            planned.push(PlannedVolume {
+                device_name: m.device_name.clone(),
+                encrypted: ebs.encrypted.unwrap_or(false) || snapshot.as_ref().is_some_and(|s| s.data.encrypted),
+                snapshot,
+                size,
+                volume_type,
+                iops,
+                throughput,
+                delete_on_termination: ebs.delete_on_termination.unwrap_or(true),
+            });
+        }
+        // The root first, then the rest in device order: the guest sees them in this order.
+        let root = image.data.root_device_name.clone();
+        planned.sort_by_key(|p| (p.device_name != root, device_sort_key(&p.device_name)));
+        Ok(planned)
+    }
+
+    /// `DescribeInstances`: the caller's instances in the region, grouped by reservation.
+    pub fn describe_instances(
+        &self,
+        ctx: &Ctx,
+        ids: &[String],
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<Reservation>, Option<String>)> {
+        let mut txn = self.store.read()?;
+        let items = item::list_or_fetch::<InstanceData>(txn.as_mut(), ctx, ids)?;
+        let items = apply(items, filters, instance_filter)?;
+        let (items, next) = paginate(items, page, |i| i.seq)?;
+        let mut reservations: Vec<Reservation> = Vec::new();
+        for inst in items {
+            match reservations.iter_mut().find(|r| r.reservation_id == inst.data.reservation_id) {
+                Some(r) => r.instances.push(inst),
+                None => reservations.push(Reservation {
+                    reservation_id: inst.data.reservation_id.clone(),
+                    owner_id: inst.account.clone(),
+                    instances: vec![inst],
+                }),
+            }
+        }
+        Ok((reservations, next))
+    }
+
+    /// `DescribeInstanceStatus`: running instances, or all with `include_all`.
+    pub fn describe_instance_status(
+        &self,
+        ctx: &Ctx,
+        ids: &[String],
+        include_all: bool,
+        filters: &[Filter],
+        page: &Page,
+    ) -> CoreResult<(Vec<Item<InstanceData>>, Option<String>)> {
+        let mut txn = self.store.read()?;
+        let items = item::list_or_fetch::<InstanceData>(txn.as_mut(), ctx, ids)?
+            .into_iter()
+            .filter(|i| include_all || i.data.state == "running")
+            .collect();
+        let items = crate::filter::apply_by(items, filters, |i: &Item<InstanceData>, name| {
+            Some(match name {
+                "availability-zone" => s(&i.data.availability_zone),
+                "instance-state-name" => s(&i.data.state),
+                "instance-state-code" => s(&i.data.state_code().to_string()),
+                "instance-status.status" | "system-status.status" => s(status_of(&i.data)),
+                "instance-status.reachability" | "system-status.reachability" => s(status_of(&i.data)),
+                _ => return None,
+            })
+        })?;
+        paginate(items, page, |i| i.seq)
+    }
+
+    /// One of the caller's instances.
+    pub fn instance(&self, ctx: &Ctx, id: &str) -> CoreResult<Item<InstanceData>> {
+        item::get::<InstanceData>(self.store.read()?.as_mut(), ctx, id)
+    }
+
+    /// `GetConsoleOutput`: the serial console log as written so far (the last 64 KiB, as EC2
+    /// returns), and the time it was read.
+    pub fn console_output(&self, ctx: &Ctx, id: &str) -> CoreResult<(Vec<u8>, String)> {
+        let inst = self.instance(ctx, id)?;
+        let path = self.compute.runtime()?.console_path(&inst.id);
+        let data = std::fs::read(&path).unwrap_or_default();
+        let start = data.len().saturating_sub(64 * 1024);
+        Ok((data[start..].to_vec(), crate::now()))
+    }
+
+    /// `DescribeInstanceAttribute`.
+    pub fn instance_attribute(&self, ctx: &Ctx, id: &str, attribute: &str) -> CoreResult<AttributeValue> {
+        let inst = self.instance(ctx, id)?;
+        let d = &inst.data;
+        Ok(match attribute {
+            "instanceType" => AttributeValue::Text(Some(d.instance_type.clone())),
+            "userData" => AttributeValue::Text(d.user_data.clone()),
+            "disableApiTermination" => AttributeValue::Flag(d.disable_api_termination),
+            "instanceInitiatedShutdownBehavior" => AttributeValue::Text(Some(d.shutdown_behavior.clone())),
+            "rootDeviceName" => AttributeValue::Text(Some(d.root_device_name.clone())),
+            "groupSet" => AttributeValue::Groups(d.groups.clone()),
+            "blockDeviceMapping" => AttributeValue::Devices(d.devices.clone()),
+            "kernel" | "ramdisk" => AttributeValue::Text(None),
+            "sourceDestCheck" => AttributeValue::Flag(true),
+            "ebsOptimized" | "enaSupport" | "disableApiStop" => AttributeValue::Flag(attribute == "enaSupport"),
+            other => {
+                return Err(CoreError::InvalidParameterValue(format!(
+                    "Value ({other}) for parameter attribute is invalid. Unknown attribute."
+                )))
+            }
+        })
+    }
+
+    /// `ModifyInstanceAttribute`.
+    pub fn modify_instance_attribute(&self, ctx: &Ctx, id: &str, change: &InstanceChange) -> CoreResult<()> {
+        let mut txn = self.store.begin()?;
+        let mut inst = item::get::<InstanceData>(txn.as_mut(), ctx, id)?;
+        let stopped_only = |what: &str, inst: &Item<InstanceData>| {
+            if inst.data.state != "stopped" {
+                Err(CoreError::IncorrectInstanceState(format!(
+                    "The instance '{}' is not in the 'stopped' state; {what} can only be changed while it is stopped.",
+                    inst.id
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let mut groups_changed = false;
+        match change {
+            InstanceChange::InstanceType(t) => {
+                stopped_only("its instance type", &inst)?;
+                let itype = self.catalogue.get(t).ok_or_else(|| {
+                    CoreError::InvalidParameterValue(format!("Invalid value '{t}' for InstanceType."))
+                })?;
+                if itype.arch != inst.data.architecture {
+                    return Err(CoreError::InvalidParameterValue(format!(
+                        "The architecture '{}' of instance type {t} does not match the instance's '{}'.",
+                        itype.arch, inst.data.architecture
+                    )));
+                }
+                let (vcpus, memory_mib) = self.compute.runtime()?.sizing(itype);
+                inst.data.instance_type = t.clone();
+                inst.data.vcpus = vcpus;
+                inst.data.memory_mib = memory_mib;
+            }
+            InstanceChange::UserData(bytes) => {
+                stopped_only("its user data", &inst)?;
+                inst.data.user_data = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            }
+            InstanceChange::DisableApiTermination(v) => inst.data.disable_api_termination = *v,
+            InstanceChange::ShutdownBehavior(v) => {
+                if !matches!(v.as_str(), "stop" | "terminate") {
+                    return Err(CoreError::InvalidParameterValue(format!(
+                        "Value ({v}) for parameter instanceInitiatedShutdownBehavior is invalid."
+                    )));
+                }
+                inst.data.shutdown_behavior = v.clone();
+            }
+            InstanceChange::Groups(ids) => {
+                let mut groups = Vec::new();
+                for gid in ids {
+                    let g = item::get::<GroupData>(txn.as_mut(), ctx, gid)?;
+                    if g.data.vpc_id != inst.data.vpc_id {
+                        return Err(CoreError::InvalidParameterValue(format!(
+                            "Security group {gid} is not in the instance's VPC {}.",
+                            inst.data.vpc_id
+                        )));
+                    }
+                    groups.push(GroupRef { id: g.id.clone(), name: g.name.clone().unwrap_or_default() });
+                }
+                inst.data.groups = groups;
+                groups_changed = true;
+            }
+        }
+        if inst.data.state == "terminated" {
+            return Err(CoreError::IncorrectInstanceState(format!("The instance '{id}' is terminated.")));
+        }
+        inst.save(txn.as_mut())?;
+        txn.commit()?;
+        if groups_changed {
+            self.refresh_network();
+        }
+        Ok(())
+    }
+
+    /// The instance a guest address belongs to (for the metadata service), in any account.
+    pub fn instance_by_private_ip(&self, ip: Ipv4Addr) -> CoreResult<Option<Item<InstanceData>>> {
+        let mut txn = self.store.read()?;
+        Ok(all_instances(txn.as_mut())?
+            .into_iter()
+            .find(|i| i.data.state != "terminated" && i.data.private_ip == ip.to_string()))
+    }
+
+    /// The names of an instance's security groups (for the metadata service).
+    pub fn security_group_names(&self, inst: &Item<InstanceData>) -> Vec<String> {
+        inst.data.groups.iter().map(|g| g.name.clone()).collect()
+    }
+}
+
+fn status_of(d: &InstanceData) -> &'static str {
+    match d.state.as_str() {
+        "running" => "ok",
+        "pending" => "initializing",
+        _ => "not-applicable",
+    }
+}
+
+fn instance_filter(i: &Item<InstanceData>, name: &str) -> Option<Vec<String>> {
+    let d = &i.data;
+    Some(match name {
+        "instance-id" => s(&i.id),
+        "image-id" => s(&d.image_id),
+        "instance-type" => s(&d.instance_type),
+        "instance-state-name" => s(&d.state),
+        "instance-state-code" => s(&d.state_code().to_string()),
+        "availability-zone" | "placement.availability-zone" => s(&d.availability_zone),
+        "key-name" => d.key_name.iter().cloned().collect(),
+        "private-ip-address" | "network-interface.addresses.private-ip-address" => s(&d.private_ip),
+        "ip-address" => d.public_ip.iter().cloned().collect(),
+        "private-dns-name" => s(&d.private_dns_name(&i.region)),
+        "reservation-id" => s(&d.reservation_id),
+        "owner-id" => s(&i.account),
+        "subnet-id" => s(&d.subnet_id),
+        "vpc-id" => s(&d.vpc_id),
+        "architecture" => s(&d.architecture),
+        "root-device-type" => s(&d.root_device_type),
+        "root-device-name" => s(&d.root_device_name),
+        "launch-index" | "ami-launch-index" => s(&d.launch_index.to_string()),
+        "launch-time" => s(&d.launch_time),
+        "instance.group-id" | "group-id" => d.groups.iter().map(|g| g.id.clone()).collect(),
+        "instance.group-name" | "group-name" => d.groups.iter().map(|g| g.name.clone()).collect(),
+        "block-device-mapping.volume-id" => d.devices.iter().map(|v| v.volume_id.clone()).collect(),
+        "block-device-mapping.device-name" => d.devices.iter().map(|v| v.device_name.clone()).collect(),
+        "block-device-mapping.delete-on-termination" => {
+            d.devices.iter().flat_map(|v| b(v.delete_on_termination)).collect()
+        }
+        "client-token" => d.client_token.iter().cloned().collect(),
+        "state-reason-code" => d.state_reason.iter().map(|r| r.code.clone()).collect(),
+        "instance-lifecycle" => vec![],
+        "platform-details" => s("Linux/UNIX"),
+        "tenancy" | "placement.tenancy" => s("default"),
+        "hypervisor" => s("xen"),
+        "virtualization-type" => s("hvm"),
+        "network-interface.mac-address" => s(&d.mac),
+        "metadata-options.http-tokens" => s(&d.http_tokens),
+        "disable-api-termination" => b(d.disable_api_termination),
+        _ => return None,
+    })
+}
+
+/// Tags for the snapshots and image `CreateImage` makes.
+fn split_image_tags(specs: &[TagSpecification]) -> CoreResult<(Vec<Tag>, Vec<Tag>)> {
+    let mut image = Vec::new();
+    let mut snapshot = Vec::new();
+    for t in specs {
+        let one = std::slice::from_ref(t);
+        match t.resource_type.as_str() {
+            "image" => image.extend(tags::from_specs(one, ResourceKind::Image)?),
+            "snapshot" => snapshot.extend(tags::from_specs(one, ResourceKind::Snapshot)?),
+            other => {
+                return Err(CoreError::InvalidParameterValue(format!(
+                    "'{other}' is not a valid taggable resource type for this operation."
+                )))
+            }
+        }
+    }
+    Ok((image, snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_skip_reserved_and_used() {
+        let mut used = HashSet::new();
+        assert_eq!(allocate_ip("172.31.16.0/20", &used), Some(Ipv4Addr::new(172, 31, 16, 4)));
+        used.insert(Ipv4Addr::new(172, 31, 16, 4));
+        assert_eq!(allocate_ip("172.31.16.0/20", &used), Some(Ipv4Addr::new(172, 31, 16, 5)));
+        let full: HashSet<Ipv4Addr> = (4..7).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        assert_eq!(allocate_ip("10.0.0.0/29", &full), None, "a /29 has three usable addresses");
+        assert_eq!(allocate_public_ip(&HashSet::new()), Some(Ipv4Addr::new(100, 64, 0, 10)));
+    }
+
+    #[test]
+    fn dns_names_follow_ec2() {
+        let d = InstanceData { private_ip: "172.31.16.5".into(), ..Default::default() };
+        assert_eq!(d.private_dns_name("us-east-1"), "ip-172-31-16-5.ec2.internal");
+        assert_eq!(d.private_dns_name("eu-west-1"), "ip-172-31-16-5.eu-west-1.compute.internal");
+    }
+}

@@ -1,0 +1,363 @@
+"""Instances: real VMs launched from images and images made from instances, driven with boto3.
+
+One server with TAP networking and the minimal provided image serves the whole module, and the
+few VMs are shared between tests (a boot under TCG costs seconds of the machine's two cores).
+Needs root (TAP devices, nftables), qemu-system-x86_64 and ssh; skipped otherwise.
+"""
+
+import base64
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import CONFIG, ROOT, KilnServer, error_code, wait_until
+
+IMAGE_CACHE = ROOT / "target" / "test-image-cache"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("qemu-system-x86_64") or not shutil.which("ssh")
+    or not shutil.which("nft") or not shutil.which("apt-get"),
+    reason="needs root, qemu-system-x86_64, nft, ssh and apt-get",
+)
+
+VM_CONFIG = f"""provided_images = ["minimal"]
+image_cache_dir = "{IMAGE_CACHE}"
+{CONFIG}
+[instances]
+network = "tap"
+stop_timeout_secs = 10
+terminated_retention_secs = 40
+"""
+
+
+def console(ec2, instance_id):
+    out = ec2.get_console_output(InstanceId=instance_id).get("Output", "")
+    return base64.b64decode(out).decode(errors="replace") if out else ""
+
+
+def describe(ec2, instance_id):
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def wait_state(ec2, ids, state, timeout=120):
+    def done():
+        found = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+        return all(i["State"]["Name"] == state for i in found) and found
+
+    return wait_until(done, timeout=timeout, interval=0.3, what=f"{ids} to be {state}")
+
+
+def wait_console(ec2, instance_id, text, timeout=120):
+    return wait_until(lambda: text in console(ec2, instance_id) and console(ec2, instance_id), timeout=timeout,
+                      interval=0.5, what=f"{text!r} on the console of {instance_id}")
+
+
+def tcp_open(address, port, timeout=1.0):
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64) or b"open"
+    except OSError:
+        return None
+
+
+def ssh(address, key_path, command, timeout=60):
+    args = ["ssh", "-i", str(key_path), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"root@{address}", command]
+    deadline = time.monotonic() + timeout
+    while True:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        if p.returncode == 0 or time.monotonic() > deadline:
+            assert p.returncode == 0, f"ssh {address} {command!r}: {p.stderr}"
+            return p.stdout
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def vm():
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    server = KilnServer(config_text=VM_CONFIG).start()
+    ec2 = server.client("a")
+    wait_until(lambda: ec2.describe_images(Owners=["kiln"])["Images"], timeout=600, interval=1,
+               what="the minimal image to be published")
+    yield server
+    # Nothing a test launched may outlive the module.
+    for account in "abc":
+        c = server.client(account)
+        ids = [i["InstanceId"] for r in c.describe_instances()["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] != "terminated"]
+        for i in ids:
+            c.modify_instance_attribute(InstanceId=i, DisableApiTermination={"Value": False})
+        if ids:
+            c.terminate_instances(InstanceIds=ids)
+            wait_state(c, ids, "terminated")
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def minimal(vm):
+    return vm.client("a").describe_images(Owners=["kiln"])["Images"][0]
+
+
+@pytest.fixture(scope="module")
+def key(vm, tmp_path_factory):
+    ec2 = vm.client("a")
+    created = ec2.create_key_pair(KeyName="vm-key", KeyType="ed25519")
+    path = tmp_path_factory.mktemp("keys") / "vm-key.pem"
+    path.write_text(created["KeyMaterial"])
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ssh_group(vm):
+    ec2 = vm.client("a")
+    gid = ec2.create_security_group(GroupName="ssh-in", Description="ssh")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return gid
+
+
+IMDS_SCRIPT = r"""#!/bin/sh
+echo "USERDATA-RAN"
+TOKEN=$(printf 'PUT /latest/api/token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n' | nc 169.254.169.254 80 | tail -n 1)
+echo "IMDSV2-ID=$(printf 'GET /latest/meta-data/instance-id HTTP/1.0\r\nX-aws-ec2-metadata-token: %s\r\n\r\n' "$TOKEN" | nc 169.254.169.254 80 | tail -n 1)"
+echo "IMDSV1-AZ=$(wget -qO- http://169.254.169.254/latest/meta-data/placement/availability-zone)"
+echo "IMDS-TYPE=$(wget -qO- http://169.254.169.254/latest/meta-data/instance-type)"
+echo "IMDS-BADTOKEN=$(wget -qO- --header 'X-aws-ec2-metadata-token: forged' http://169.254.169.254/latest/meta-data/ami-id 2>/dev/null || echo refused)"
+echo first-boot > /root/first-boot
+"""
+
+
+def test_seed_scenario(vm, minimal, key, ssh_group):
+    """Launch with a key, user data and a security group; log in and write a file; make an image;
+    launch five from it in one call; each has the file; terminate all; nothing is left behind."""
+    ec2 = vm.client("a")
+    r = ec2.run_instances(
+        ImageId=minimal["ImageId"], InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="vm-key",
+        SecurityGroupIds=[ssh_group], UserData=IMDS_SCRIPT,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "first"}]},
+                           {"ResourceType": "volume", "Tags": [{"Key": "role", "Value": "root"}]}])
+    [first] = r["Instances"]
+    assert first["State"]["Name"] == "pending" and r["OwnerId"] == "111111111111"
+    fid = first["InstanceId"]
+    [inst] = wait_state(ec2, [fid], "running")
+    assert inst["InstanceType"] == "t3.micro" and inst["KeyName"] == "vm-key"
+    assert inst["SecurityGroups"][0]["GroupId"] == ssh_group
+    assert inst["PrivateIpAddress"].startswith("172.31.") and inst["PublicIpAddress"]
+    assert inst["RootDeviceType"] == "ebs" and inst["Tags"] == [{"Key": "Name", "Value": "first"}]
+    root = inst["BlockDeviceMappings"][0]
+    assert root["DeviceName"] == inst["RootDeviceName"] and root["Ebs"]["DeleteOnTermination"] is True
+    [vol] = ec2.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"]
+    assert vol["State"] == "in-use" and vol["Attachments"][0]["InstanceId"] == fid
+    assert vol["SnapshotId"] == minimal["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert vol["Tags"] == [{"Key": "role", "Value": "root"}]
+
+    # The guest booted the image's disk, ran the agent and the user data, which reached IMDS.
+    out = wait_console(ec2, fid, "KILN-AGENT-DONE")
+    assert "KILN-GUEST-READY" in out and "USERDATA-RAN" in out
+    assert f"IMDSV2-ID={fid}" in out, out[-3000:]
+    assert f"IMDSV1-AZ={inst['Placement']['AvailabilityZone']}" in out
+    assert "IMDS-TYPE=t3.micro" in out and "IMDS-BADTOKEN=refused" in out
+
+    public = inst["PublicIpAddress"]
+    assert ssh(public, key, "cat /root/first-boot").strip() == "first-boot"
+    ssh(public, key, "echo kiln-was-here > /root/marker && sync")
+
+    # An image of the running instance: stop, snapshot, start.
+    image_id = ec2.create_image(InstanceId=fid, Name="from-first", Description="seed",
+                                TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "k", "Value": "v"}]}])["ImageId"]
+    wait_until(lambda: ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available", timeout=180,
+               interval=0.5, what="the new image to be available")
+    [image] = ec2.describe_images(ImageIds=[image_id])["Images"]
+    assert image["Tags"] == [{"Key": "k", "Value": "v"}] and image["RootDeviceType"] == "ebs"
+    assert image.get("SourceInstanceId", fid) == fid
+    snap_id = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    [snap] = ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"]
+    assert snap["Description"] == f"Created by CreateImage({fid}) for {image_id}" and snap["State"] == "completed"
+    wait_state(ec2, [fid], "running")
+
+    # Five more from the new image in one call; each runs its own user data.
+    second_gen = "#!/bin/sh\necho SECOND-GEN-$(wget -qO- http://169.254.169.254/latest/meta-data/instance-id)\n"
+    r5 = ec2.run_instances(ImageId=image_id, InstanceType="t3.micro", MinCount=5, MaxCount=5, KeyName="vm-key",
+                           SecurityGroupIds=[ssh_group], UserData=second_gen)
+    ids = [i["InstanceId"] for i in r5["Instances"]]
+    assert len(ids) == 5 and sorted(i["AmiLaunchIndex"] for i in r5["Instances"]) == [0, 1, 2, 3, 4]
+    running = wait_state(ec2, ids, "running", timeout=180)
+    for i in running:
+        out = wait_console(ec2, i["InstanceId"], "KILN-AGENT-DONE", timeout=180)
+        assert f"SECOND-GEN-{i['InstanceId']}" in out
+        assert "USERDATA-RAN" not in out, "the first instance's user data must not run again"
+        assert ssh(i["PublicIpAddress"], key, "cat /root/marker").strip() == "kiln-was-here"
+    assert len({i["PrivateIpAddress"] for i in running}) == 5
+
+    # Terminate everything: root volumes and overlay files go with the instances.
+    all_ids = [fid] + ids
+    volumes = [d["Ebs"]["VolumeId"] for i in running + [describe(ec2, fid)] for d in i["BlockDeviceMappings"]]
+    changes = ec2.terminate_instances(InstanceIds=all_ids)["TerminatingInstances"]
+    assert {c["CurrentState"]["Name"] for c in changes} <= {"shutting-down", "terminated"}
+    wait_state(ec2, all_ids, "terminated")
+    left = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": volumes}])["Volumes"]
+    assert left == []
+    volume_dir = vm.data_dir / "regions" / "us-east-1" / "volumes"
+    assert not [v for v in volumes if (volume_dir / f"{v}.qcow2").exists()]
+    for i in all_ids:
+        assert not (vm.data_dir / "instances" / i / "qemu.pid").exists()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not [i for i in all_ids if f"kt{i[-13:]}" in links]
+    # The image and its snapshot stay.
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available"
+
+
+@pytest.fixture(scope="module")
+def pet(vm, minimal, key):
+    """One long-lived instance for the lifecycle tests, in a group with no ingress rules."""
+    ec2 = vm.client("a")
+    gid = ec2.create_security_group(GroupName="closed", Description="nothing in")["GroupId"]
+    iid = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, KeyName="vm-key",
+                            SecurityGroupIds=[gid])["Instances"][0]["InstanceId"]
+    wait_state(ec2, [iid], "running")
+    wait_console(ec2, iid, "KILN-AGENT-DONE")
+    return {"id": iid, "group": gid, "ip": describe(ec2, iid)["PublicIpAddress"]}
+
+
+def test_security_group_rules_open_and_close_ports(vm, pet, key):
+    ec2 = vm.client("a")
+    assert tcp_open(pet["ip"], 22) is None, "no rule allows ssh yet"
+    perm = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=pet["group"], IpPermissions=perm)
+    banner = wait_until(lambda: tcp_open(pet["ip"], 22), timeout=20, what="port 22 to open")
+    assert banner.startswith(b"SSH-2.0")
+    assert ssh(pet["ip"], key, "hostname").strip().startswith("ip-")
+    ec2.revoke_security_group_ingress(GroupId=pet["group"], IpPermissions=perm)
+    wait_until(lambda: tcp_open(pet["ip"], 22) is None, timeout=20, what="port 22 to close")
+
+
+def test_stop_start_keeps_the_disk_and_type_changes_while_stopped(vm, pet, key):
+    ec2 = vm.client("a")
+    perm = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=pet["group"], IpPermissions=perm)
+    ssh(pet["ip"], key, "echo persisted > /root/kept && sync")
+    with pytest.raises(Exception) as e:
+        ec2.modify_instance_attribute(InstanceId=pet["id"], InstanceType={"Value": "t3.small"})
+    assert error_code(e) == "IncorrectInstanceState"
+    change = ec2.stop_instances(InstanceIds=[pet["id"]])["StoppingInstances"][0]
+    assert change["PreviousState"]["Name"] == "running" and change["CurrentState"]["Name"] == "stopping"
+    [inst] = wait_state(ec2, [pet["id"]], "stopped", timeout=60)
+    assert inst["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
+    ec2.modify_instance_attribute(InstanceId=pet["id"], InstanceType={"Value": "t3.small"})
+    assert ec2.describe_instance_attribute(InstanceId=pet["id"], Attribute="instanceType")["InstanceType"]["Value"] == "t3.small"
+    ec2.start_instances(InstanceIds=[pet["id"]])
+    [inst] = wait_state(ec2, [pet["id"]], "running")
+    assert inst["InstanceType"] == "t3.small" and inst["PublicIpAddress"] == pet["ip"]
+    assert ssh(pet["ip"], key, "cat /root/kept").strip() == "persisted"
+    statuses = ec2.describe_instance_status(InstanceIds=[pet["id"]])["InstanceStatuses"]
+    assert statuses[0]["InstanceState"]["Name"] == "running"
+
+
+def test_termination_protection(vm, pet):
+    ec2 = vm.client("a")
+    ec2.modify_instance_attribute(InstanceId=pet["id"], DisableApiTermination={"Value": True})
+    assert ec2.describe_instance_attribute(InstanceId=pet["id"], Attribute="disableApiTermination")[
+        "DisableApiTermination"]["Value"] is True
+    with pytest.raises(Exception) as e:
+        ec2.terminate_instances(InstanceIds=[pet["id"]])
+    assert error_code(e) == "OperationNotPermitted"
+    assert describe(ec2, pet["id"])["State"]["Name"] == "running"
+    ec2.modify_instance_attribute(InstanceId=pet["id"], DisableApiTermination={"Value": False})
+
+
+def test_reboot_and_console(vm, pet):
+    ec2 = vm.client("a")
+    boots = console(ec2, pet["id"]).count("KILN-GUEST-READY")
+    ec2.reboot_instances(InstanceIds=[pet["id"]])
+    wait_until(lambda: console(ec2, pet["id"]).count("KILN-GUEST-READY") > boots, timeout=60, interval=0.5,
+               what="the guest to boot again")
+    assert describe(ec2, pet["id"])["State"]["Name"] == "running"
+
+
+def test_other_accounts_launch_only_what_is_shared(vm, pet):
+    a, b = vm.client("a"), vm.client("b")
+    image_id = a.create_image(InstanceId=pet["id"], Name="pet-image", NoReboot=True)["ImageId"]
+    assert describe(a, pet["id"])["State"]["Name"] == "running", "NoReboot leaves the instance running"
+    wait_until(lambda: a.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available", timeout=120,
+               interval=0.5, what="the NoReboot image")
+    with pytest.raises(Exception) as e:
+        b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
+    assert error_code(e) in ("AuthFailure", "InvalidAMIID.NotFound")
+    a.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": "222222222222"}]})
+    iid = b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    [inst] = wait_state(b, [iid], "running")
+    assert inst["ImageId"] == image_id and inst["PrivateIpAddress"] != describe(a, pet["id"])["PrivateIpAddress"]
+    # Account A cannot see or touch B's instance.
+    with pytest.raises(Exception) as e:
+        a.terminate_instances(InstanceIds=[iid])
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+    b.terminate_instances(InstanceIds=[iid])
+    wait_state(b, [iid], "terminated")
+
+
+def test_instance_store_root_cannot_stop(vm):
+    ec2 = vm.client("a")
+    # The seed scenario's image: its snapshot is the caller's own.
+    [made] = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["from-first"]}])["Images"]
+    snap = made["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    image_id = ec2.register_image(Name="ephemeral-root", ImageLocation=f"kiln:snapshot/{snap}",
+                                  Architecture="x86_64")["ImageId"]
+    [image] = ec2.describe_images(ImageIds=[image_id])["Images"]
+    assert image["RootDeviceType"] == "instance-store"
+    iid = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    [inst] = wait_state(ec2, [iid], "running")
+    assert inst["RootDeviceType"] == "instance-store" and inst["BlockDeviceMappings"] == []
+    with pytest.raises(Exception) as e:
+        ec2.stop_instances(InstanceIds=[iid])
+    assert error_code(e) == "UnsupportedOperation"
+    wait_console(ec2, iid, "KILN-GUEST-READY")
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, [iid], "terminated")
+    assert not (vm.data_dir / "instances" / iid / "root.qcow2").exists()
+
+
+def test_capacity_and_bad_requests(vm, minimal):
+    ec2 = vm.client("a")
+    with pytest.raises(Exception) as e:
+        ec2.run_instances(ImageId=minimal["ImageId"], MinCount=500, MaxCount=500)
+    assert error_code(e) == "InsufficientInstanceCapacity"
+    with pytest.raises(Exception) as e:
+        ec2.run_instances(ImageId="ami-00000000000000000", MinCount=1, MaxCount=1)
+    assert error_code(e) == "InvalidAMIID.NotFound"
+    with pytest.raises(Exception) as e:
+        ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, KeyName="no-such-key")
+    assert error_code(e) == "InvalidKeyPair.NotFound"
+    with pytest.raises(Exception) as e:
+        ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, InstanceType="t9.huge")
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(Exception) as e:
+        ec2.describe_instances(InstanceIds=["i-00000000000000000"])
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+
+
+def test_killed_qemu_is_noticed(vm, pet):
+    """Runs last among the pet's tests: a QEMU killed behind Kiln's back stops the instance."""
+    ec2 = vm.client("a")
+    pid = int((vm.data_dir / "instances" / pet["id"] / "qemu.pid").read_text())
+    os.kill(pid, 9)
+    [inst] = wait_state(ec2, [pet["id"]], "stopped", timeout=30)
+    assert inst["StateReason"]["Code"].startswith("Server.")
+    # Terminated instances stay describable for the retention period, then disappear.
+    ec2.terminate_instances(InstanceIds=[pet["id"]])
+    wait_state(ec2, [pet["id"]], "terminated")
+
+    def gone():
+        try:
+            ec2.describe_instances(InstanceIds=[pet["id"]])
+            return False
+        except Exception as e:  # noqa: BLE001
+            return e.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+    wait_until(gone, timeout=90, interval=1, what="the terminated instance to expire")
