@@ -5,7 +5,6 @@ few VMs are shared between tests (a boot under TCG costs seconds of the machine'
 Needs root (TAP devices, nftables), qemu-system-x86_64 and ssh; skipped otherwise.
 """
 
-import base64
 import os
 import pathlib
 import shutil
@@ -36,8 +35,8 @@ terminated_retention_secs = 40
 
 
 def console(ec2, instance_id):
-    out = ec2.get_console_output(InstanceId=instance_id).get("Output", "")
-    return base64.b64decode(out).decode(errors="replace") if out else ""
+    # botocore decodes GetConsoleOutput's base64 itself.
+    return ec2.get_console_output(InstanceId=instance_id).get("Output", "")
 
 
 def describe(ec2, instance_id):
@@ -53,8 +52,11 @@ def wait_state(ec2, ids, state, timeout=120):
 
 
 def wait_console(ec2, instance_id, text, timeout=120):
-    return wait_until(lambda: text in console(ec2, instance_id) and console(ec2, instance_id), timeout=timeout,
-                      interval=0.5, what=f"{text!r} on the console of {instance_id}")
+    try:
+        return wait_until(lambda: text in console(ec2, instance_id) and console(ec2, instance_id), timeout=timeout,
+                          interval=0.5, what=f"{text!r} on the console of {instance_id}")
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}; the console ends with:\n{console(ec2, instance_id)[-2000:]}") from None
 
 
 def tcp_open(address, port, timeout=1.0):
@@ -125,8 +127,9 @@ def ssh_group(vm):
 
 IMDS_SCRIPT = r"""#!/bin/sh
 echo "USERDATA-RAN"
-TOKEN=$(printf 'PUT /latest/api/token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n' | nc 169.254.169.254 80 | tail -n 1)
-echo "IMDSV2-ID=$(printf 'GET /latest/meta-data/instance-id HTTP/1.0\r\nX-aws-ec2-metadata-token: %s\r\n\r\n' "$TOKEN" | nc 169.254.169.254 80 | tail -n 1)"
+# busybox nc stops at the end of its input; keep it open until the answer is in.
+TOKEN=$( (printf 'PUT /latest/api/token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n'; sleep 2) | nc 169.254.169.254 80 | tail -n 1)
+echo "IMDSV2-ID=$( (printf 'GET /latest/meta-data/instance-id HTTP/1.0\r\nX-aws-ec2-metadata-token: %s\r\n\r\n' "$TOKEN"; sleep 2) | nc 169.254.169.254 80 | tail -n 1)"
 echo "IMDSV1-AZ=$(wget -qO- http://169.254.169.254/latest/meta-data/placement/availability-zone)"
 echo "IMDS-TYPE=$(wget -qO- http://169.254.169.254/latest/meta-data/instance-type)"
 echo "IMDS-BADTOKEN=$(wget -qO- --header 'X-aws-ec2-metadata-token: forged' http://169.254.169.254/latest/meta-data/ami-id 2>/dev/null || echo refused)"
@@ -195,6 +198,10 @@ def test_seed_scenario(vm, minimal, key, ssh_group):
         assert "USERDATA-RAN" not in out, "the first instance's user data must not run again"
         assert ssh(i["PublicIpAddress"], key, "cat /root/marker").strip() == "kiln-was-here"
     assert len({i["PrivateIpAddress"] for i in running}) == 5
+    # Instances of one VPC reach each other where their groups allow (here: ssh from anywhere).
+    peer = running[1]["PrivateIpAddress"]
+    banner = ssh(running[0]["PublicIpAddress"], key, f"nc -w 3 {peer} 22 </dev/null | head -c 7")
+    assert banner == "SSH-2.0", banner
 
     # Terminate everything: root volumes and overlay files go with the instances.
     all_ids = [fid] + ids
@@ -258,6 +265,55 @@ def test_stop_start_keeps_the_disk_and_type_changes_while_stopped(vm, pet, key):
     assert ssh(pet["ip"], key, "cat /root/kept").strip() == "persisted"
     statuses = ec2.describe_instance_status(InstanceIds=[pet["id"]])["InstanceStatuses"]
     assert statuses[0]["InstanceState"]["Name"] == "running"
+
+
+def test_volumes_hot_plug_into_a_running_instance(vm, pet, key):
+    ec2 = vm.client("a")
+    zone = describe(ec2, pet["id"])["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    wait_until(lambda: ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "available", what="volume")
+    before = set(ssh(pet["ip"], key, "ls /sys/block").split())
+    attached = ec2.attach_volume(VolumeId=vol, InstanceId=pet["id"], Device="/dev/sdf")
+    assert attached["State"] == "attached" and attached["Device"] == "/dev/sdf"
+
+    def new_disks():
+        return set(ssh(pet["ip"], key, "ls /sys/block").split()) - before
+
+    [disk] = wait_until(new_disks, timeout=30, interval=0.5, what="the hot-plugged disk in the guest")
+    assert ssh(pet["ip"], key, f"cat /sys/block/{disk}/serial").strip() == vol.replace("-", "")
+    [v] = ec2.describe_volumes(VolumeIds=[vol])["Volumes"]
+    assert v["State"] == "in-use" and v["Attachments"][0]["InstanceId"] == pet["id"]
+    assert any(m["Ebs"]["VolumeId"] == vol for m in describe(ec2, pet["id"])["BlockDeviceMappings"])
+    ec2.detach_volume(VolumeId=vol)
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "available"
+    wait_until(lambda: not new_disks(), timeout=30, interval=0.5, what="the disk to leave the guest")
+    with pytest.raises(Exception) as e:
+        ec2.detach_volume(VolumeId=describe(ec2, pet["id"])["BlockDeviceMappings"][0]["Ebs"]["VolumeId"])
+    assert error_code(e) == "OperationNotPermitted"
+    ec2.delete_volume(VolumeId=vol)
+
+
+def test_cli_lists_logs_in_and_follows_the_console(vm, pet, key, tmp_path):
+    from conftest import ACCOUNTS, KILN_BIN
+    _, _, access, secret = ACCOUNTS["a"]
+    api = ["--endpoint", vm.endpoint, "--access-key", access, "--secret-key", secret]
+    env = {**os.environ, "KILN_KEYS_DIR": str(tmp_path)}
+
+    def kiln(*args):
+        p = subprocess.run([str(KILN_BIN), *args], capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    listing = kiln("instances", *api)
+    assert pet["id"] in listing and "running" in listing and pet["ip"] in listing
+    assert "kiln-minimal-" in kiln("images", *api)
+    assert "KILN-GUEST-READY" in kiln("console", *api, pet["id"])
+    saved = kiln("keys", "create", "cli-key", *api).split("\t")[1].strip()
+    assert pathlib.Path(saved).stat().st_mode & 0o777 == 0o600
+    assert "OPENSSH PRIVATE KEY" in pathlib.Path(saved).read_text()
+    (tmp_path / "vm-key.pem").write_bytes(key.read_bytes())
+    (tmp_path / "vm-key.pem").chmod(0o600)
+    assert kiln("ssh", *api, pet["id"], "--", "cat", "/etc/kiln/image-version").strip()
 
 
 def test_termination_protection(vm, pet):

@@ -34,22 +34,15 @@ fn gib(bytes: Option<u64>) -> String {
 }
 
 /// The report, as text.
-pub fn report(data_dir: &Path) -> String {
+pub fn report(config: &kiln_server::Config) -> String {
+    let data_dir = config.data_dir.as_path();
     let accel = kiln_vm::detect_host();
     let kernel =
         std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
-    let tun = Path::new("/dev/net/tun").exists();
-    // The effective uid is the second field of /proc/self/status's Uid line.
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    let networking = if tun && root {
-        "tap devices and bridges available (root, /dev/net/tun)"
-    } else {
-        "user-mode networking with host port forwards (no root or no /dev/net/tun)"
+    let networking = match (config.instances.network.as_str(), kiln_net::probe()) {
+        ("none", _) => "none: instances get no NIC ([instances] network = \"none\")".to_string(),
+        (_, Ok(())) => "tap: a routed TAP per instance, DHCP, security groups in nftables".to_string(),
+        (_, Err(e)) => format!("none: {} (instances get no NIC)", e.reason),
     };
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut out = String::new();
@@ -66,6 +59,15 @@ pub fn report(data_dir: &Path) -> String {
     out += &format!("networking:         {networking}\n");
     out += &format!("cpus:               {cpus}\n");
     out += &format!("memory available:   {} of {}\n", gib(meminfo("MemAvailable:")), gib(meminfo("MemTotal:")));
+    let settings = &config.instances;
+    let budget = (meminfo("MemTotal:").unwrap_or(0) >> 20).saturating_sub(settings.reserved_memory_mib);
+    out += &format!(
+        "instance capacity:  {} VMs of {} MiB ({} MiB of memory for instances; the data directory's \
+         server counts the ones running)\n",
+        budget / settings.max_instance_memory_mib.max(1),
+        settings.max_instance_memory_mib,
+        budget
+    );
     out += &format!("disk free:          {} at {}\n", gib(disk_free(data_dir)), data_dir.display());
     out
 }

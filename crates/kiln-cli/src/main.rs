@@ -317,7 +317,7 @@ fn main() -> anyhow::Result<()> {
         Command::Console { api, instance_id, follow } => {
             instances::console(&api_client(&config, api)?, instance_id, *follow)
         }
-        Command::Doctor => print_out(&doctor::report(&config.data_dir)),
+        Command::Doctor => print_out(&doctor::report(&config)),
         Command::Images { command: Some(ImagesCommand::Build { name: ProvidedImage::Minimal }), .. } => {
             let cache = config.image_cache();
             let started = std::time::Instant::now();
