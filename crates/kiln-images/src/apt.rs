@@ -10,6 +10,22 @@ use std::process::Command;
 
 use crate::ImageError;
 
+/// How much of a failed program's stderr an error keeps: the end, where the reason is, and not
+/// the whole log of a chatty tool such as mmdebstrap.
+const STDERR_TAIL: usize = 4096;
+
+/// The last `max` bytes of `text` (cut at a character boundary), marked as cut when it was.
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &text[start..])
+}
+
 /// Runs a program to completion and returns its stdout, or an error carrying its stderr.
 pub(crate) fn run(command: &mut Command) -> Result<String, ImageError> {
     let program = command.get_program().to_string_lossy().into_owned();
@@ -19,7 +35,7 @@ pub(crate) fn run(command: &mut Command) -> Result<String, ImageError> {
         return Err(ImageError::Command {
             command: format!("{program} {}", args.join(" ")),
             status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            stderr: tail(String::from_utf8_lossy(&output.stderr).trim(), STDERR_TAIL),
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -75,6 +91,36 @@ pub fn candidate_versions(packages: &[&str]) -> Result<BTreeMap<String, String>,
         ))),
         None => Ok(found),
     }
+}
+
+/// The (package, version) pairs of `apt-get --simulate` output's `Inst` lines, in install order.
+pub fn parse_simulated_installs(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("Inst ")?;
+            let name = rest.split_whitespace().next()?;
+            // `Inst name [old version] (new version archive [arch])`: the version opens the parens.
+            let version = rest.split_once('(')?.1.split_whitespace().next()?;
+            Some((name.to_owned(), version.to_owned()))
+        })
+        .collect()
+}
+
+/// Every package (with its version) that installing `seeds` into an empty system takes, as the
+/// host's apt resolves it without recommends: the complete package set of a root file system,
+/// computed from the host's apt index without touching the host's own installation (the status
+/// file apt reads is empty). `seeds` may be names or apt patterns (`?essential`).
+pub fn resolve_install_set(seeds: &[&str]) -> Result<Vec<(String, String)>, ImageError> {
+    let output = run(Command::new("apt-get")
+        .args(["--simulate", "--quiet", "-o", "Dir::State::status=/dev/null", "-o", "APT::Install-Recommends=false"])
+        .args(["-o", "APT::Install-Suggests=false", "-o", "Debug::NoLocking=true", "install"])
+        .args(seeds))?;
+    let set = parse_simulated_installs(&output);
+    if set.is_empty() {
+        return Err(ImageError::Resolve(format!("apt resolved nothing to install for {}", seeds.join(" "))));
+    }
+    Ok(set)
 }
 
 /// The file name prefix `apt-get download` gives a package version (an epoch's `:` is escaped
@@ -152,5 +198,30 @@ mod tests {
     #[test]
     fn deb_names_escape_the_epoch() {
         assert_eq!(deb_prefix("busybox-static", "1:1.35.0-4"), "busybox-static_1%3a1.35.0-4_");
+    }
+
+    #[test]
+    fn reads_simulated_installs() {
+        let output = "Reading package lists...\nThe following NEW packages will be installed:\n  libc6 curl\n\
+                      Inst gcc-12-base (12.2.0-14+deb12u1 Debian:12.15/oldstable [amd64])\n\
+                      Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []\n\
+                      Inst perl-base [5.36.0-7] (5.36.0-7+deb12u4 Debian-Security:12/oldstable-security [amd64])\n\
+                      Conf libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])\n";
+        assert_eq!(
+            parse_simulated_installs(output),
+            [
+                ("gcc-12-base".to_owned(), "12.2.0-14+deb12u1".to_owned()),
+                ("libc6".to_owned(), "2.36-9+deb12u14".to_owned()),
+                ("perl-base".to_owned(), "5.36.0-7+deb12u4".to_owned()),
+            ]
+        );
+        assert!(parse_simulated_installs("").is_empty());
+    }
+
+    #[test]
+    fn long_stderr_keeps_its_end() {
+        assert_eq!(tail("short", 10), "short");
+        assert_eq!(tail("0123456789abc", 3), "...abc");
+        assert_eq!(tail("ééé", 3), "...é", "never splits a character");
     }
 }
