@@ -640,6 +640,8 @@ impl Kiln {
             )?);
         }
         txn.commit()?;
+        // Running instances in the group see the new rule at once.
+        self.refresh_network();
         Ok(created)
     }
 
@@ -683,6 +685,7 @@ impl Kiln {
             txn.delete(&r.id)?;
         }
         txn.commit()?;
+        self.refresh_network();
         Ok(doomed)
     }
 

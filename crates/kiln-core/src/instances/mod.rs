@@ -437,7 +437,9 @@ impl Kiln {
         // Disks: the image's mappings with the request's overrides and additions.
         let root_device_type = image.data.root_device_type.clone();
         let planned = self.plan_volumes(txn.as_mut(), ctx, &image, &spec.block_device_mappings)?;
-        let root_snapshot = match root_device_type.as_str() {
+        // The image must have a root disk to boot; its boot files are read on the launch thread,
+        // since the first launch of an image builds its base in time proportional to the image.
+        match root_device_type.as_str() {
             "instance-store" => image
                 .data
                 .image_location
@@ -486,7 +488,6 @@ impl Kiln {
         let reservation_id = format!("r-{}", random_hex(17));
         let now = crate::now();
         let user_data = spec.user_data.as_ref().map(|u| base64::engine::general_purpose::STANDARD.encode(u));
-        let boot = compute.boot_for(self, &image.region, &root_snapshot)?;
         let mut launched = Vec::new();
         for index in 0..count {
             let private_ip = match (&spec.private_ip_address, index) {
@@ -551,7 +552,6 @@ impl Kiln {
                     architecture: image.data.architecture.clone(),
                     vcpus,
                     memory_mib,
-                    boot: boot.clone(),
                     http_tokens: if image.data.imds_support.as_deref() == Some("v2.0") {
                         "required".into()
                     } else {
