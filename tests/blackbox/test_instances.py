@@ -358,11 +358,13 @@ def test_other_accounts_launch_only_what_is_shared(vm, pet):
     wait_state(b, [iid], "terminated")
 
 
-def test_instance_store_root_cannot_stop(vm):
+def test_instance_store_root_cannot_stop(vm, pet):
     ec2 = vm.client("a")
-    # The seed scenario's image: its snapshot is the caller's own.
-    [made] = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["from-first"]}])["Images"]
-    snap = made["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    # A snapshot of the pet's running root volume (taken while its VM is frozen for a moment).
+    root = describe(ec2, pet["id"])["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=root)["SnapshotId"]
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["State"] == "completed",
+               timeout=60, what="the root snapshot")
     image_id = ec2.register_image(Name="ephemeral-root", ImageLocation=f"kiln:snapshot/{snap}",
                                   Architecture="x86_64")["ImageId"]
     [image] = ec2.describe_images(ImageIds=[image_id])["Images"]

@@ -221,9 +221,9 @@ def test_missing_action(server):
 
 def test_real_but_unbuilt_action_is_unsupported_operation(ec2):
     with pytest.raises(ClientError) as e:
-        ec2().run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="t3.micro")
+        ec2().allocate_address(Domain="vpc")
     assert error_code(e) == "UnsupportedOperation"
-    assert "RunInstances" in e.value.response["Error"]["Message"]
+    assert "AllocateAddress" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         ec2().describe_instances()
     assert error_code(e) == "UnsupportedOperation"

@@ -184,6 +184,18 @@ enum ImagesCommand {
 enum ProvidedImage {
     /// Debian's cloud kernel, busybox and dropbear.
     Minimal,
+    /// Debian 12 with systemd, OpenSSH and Kiln's first-boot agent.
+    #[value(name = "debian-12")]
+    Debian12,
+}
+
+impl ProvidedImage {
+    fn name(self) -> &'static str {
+        match self {
+            ProvidedImage::Minimal => "minimal",
+            ProvidedImage::Debian12 => "debian-12",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -318,13 +330,14 @@ fn main() -> anyhow::Result<()> {
             instances::console(&api_client(&config, api)?, instance_id, *follow)
         }
         Command::Doctor => print_out(&doctor::report(&config)),
-        Command::Images { command: Some(ImagesCommand::Build { name: ProvidedImage::Minimal }), .. } => {
+        Command::Images { command: Some(ImagesCommand::Build { name }), .. } => {
             let cache = config.image_cache();
             let started = std::time::Instant::now();
-            let image = kiln_images::build_minimal(&cache, &|step| eprintln!("  {step}"))?;
+            let image = kiln_images::build_named(name.name(), &cache, &|step| eprintln!("  {step}"))?;
             eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
             print_out(&format!(
-                "kiln-minimal-{}\t{}\t{}\t{}\n",
+                "kiln-{}-{}\t{}\t{}\t{}\n",
+                name.name(),
                 image.version,
                 image.root_disk.display(),
                 image.kernel.display(),

@@ -13,7 +13,10 @@ use crate::{ImageError, AGENT_DONE_MARKER, READY_MARKER};
 
 /// Modules copied into the root disk for boot scripts to load: config drives (vfat with
 /// Debian's default `iocharset` `nls_ascii`, iso9660) and QEMU's fw_cfg files.
-const ROOT_EXTRA_MODULES: [&str; 6] = ["vfat", "isofs", "nls_ascii", "nls_cp437", "nls_utf8", "qemu_fw_cfg"];
+/// `evdev` and `button` carry the ACPI power button to `acpid`, so a stop shuts the guest down
+/// cleanly.
+const ROOT_EXTRA_MODULES: [&str; 8] =
+    ["vfat", "isofs", "nls_ascii", "nls_cp437", "nls_utf8", "qemu_fw_cfg", "evdev", "button"];
 
 /// Package content the image has no use for: documentation, translations, and glibc's charset
 /// converters (nothing in the image calls `iconv`).
@@ -50,6 +53,10 @@ mkdir -p /dev/pts /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=755 tmpfs /run
 hostname -F /etc/hostname
+# The power button (how a stop asks the guest to shut down): the ACPI button driver reports it
+# through evdev, and busybox acpid runs /etc/acpi/PWRF/00000080.
+for m in evdev button; do insmod "/lib/modules/$(uname -r)/$m.ko" 2>/dev/null; done
+acpid
 ip link set lo up
 if [ -d /sys/class/net/eth0 ]; then
     ip link set eth0 up
@@ -85,9 +92,20 @@ esac
 exit 0
 "#;
 
+const POWER_BUTTON: &str = r#"#!/bin/sh
+# Run by acpid when the power button is pressed: a clean shutdown. PID 1 is a shell, which
+# cannot be asked to halt, so this does its part: stop processes, flush, power off.
+echo "kiln: power button pressed; shutting down"
+kill -TERM -1 2>/dev/null
+sleep 1
+sync
+mount -o remount,ro / 2>/dev/null
+poweroff -f
+"#;
+
 /// Everything this recipe writes into the image as text, for the image version.
 pub(crate) fn scripts() -> String {
-    [INITRAMFS_INIT, ROOT_INIT, UDHCPC_SCRIPT, &agent_script()].concat()
+    [INITRAMFS_INIT, ROOT_INIT, UDHCPC_SCRIPT, POWER_BUTTON, &agent_script()].concat()
 }
 
 /// Builds `scratch/out/{vmlinuz,initrd.img,root.ext4}` from the downloaded packages; the first
@@ -171,6 +189,7 @@ fn populate_root(root: &Path, version: &str, kernel: &Kernel, modules: &[String]
     let etc = root.join("etc");
     write(&root.join("sbin/init"), &ROOT_INIT.replace("@MARKER@", READY_MARKER), 0o755)?;
     write(&root.join("usr/share/udhcpc/default.script"), UDHCPC_SCRIPT, 0o755)?;
+    write(&root.join("etc/acpi/PWRF/00000080"), POWER_BUTTON, 0o755)?;
     write(&etc.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
     // A locked password: logins are by SSH key (or on the console, which needs none).
     write(&etc.join("shadow"), "root:*:19000:0:99999:7:::\n", 0o600)?;

@@ -46,7 +46,8 @@ pub struct Config {
     /// How often garbage collection runs, seconds. Default 600.
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
-    /// Provided images to build and publish at start-up (`minimal`). Default `["minimal"]`;
+    /// Provided images to build and publish at start-up (`minimal`, `debian-12`). Default
+    /// `["minimal"]`;
     /// `[]` turns it off (a machine without access to Debian's packages, or tests).
     #[serde(default = "default_provided_images")]
     pub provided_images: Vec<String>,
@@ -219,6 +220,17 @@ impl Config {
 
     /// Checks the cross-field rules serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        for name in &self.provided_images {
+            if !kiln_images::IMAGE_NAMES.contains(&name.as_str()) {
+                bail!("provided_images: unknown image {name:?}; known: {}", kiln_images::IMAGE_NAMES.join(", "));
+            }
+        }
+        if !matches!(self.instances.network.as_str(), "auto" | "tap" | "none") {
+            bail!("[instances] network must be auto, tap or none, not {:?}", self.instances.network);
+        }
+        if !matches!(self.instances.machine.as_str(), "q35" | "microvm") {
+            bail!("[instances] machine must be q35 or microvm, not {:?}", self.instances.machine);
+        }
         if self.regions.is_empty() {
             bail!("at least one region must be configured");
         }

@@ -142,36 +142,49 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
 
 /// Builds the configured provided images (cached by content version) and publishes any new
 /// version in every region, in the background: the API serves meanwhile, and a host without
-/// access to Debian's packages only logs why it has none.
+/// access to Debian's packages only logs why it has none. Images are built one after another,
+/// smallest first, so the minimal image is offered as soon as possible.
 fn spawn_provided_images(kiln: Arc<Kiln>, config: &Config) {
     if config.provided_images.is_empty() {
         return;
     }
     let cache = config.image_cache();
+    let names = config.provided_images.clone();
     let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
     std::thread::spawn(move || {
-        let built = kiln_images::build_minimal(&cache, &|step| info!(step, "building the minimal provided image"));
-        let image = match built {
-            Ok(image) => image,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not build the minimal provided image; it will not be offered");
-                return;
-            }
-        };
-        let disk = kiln_core::provided::ProvidedDisk {
-            family: "kiln-minimal",
-            version: &image.version,
-            path: &image.root_disk,
-            description: "Kiln minimal: Debian cloud kernel, busybox and dropbear",
-            architecture: "x86_64",
-        };
-        for region in &regions {
-            match kiln.publish_provided(region, &disk) {
-                Ok(Some(id)) => {
-                    info!(%region, image = %id, version = %image.version, "published the minimal provided image")
+        for name in &names {
+            let built =
+                kiln_images::build_named(name, &cache, &|step| info!(image = %name, step, "building a provided image"));
+            let image = match built {
+                Ok(image) => image,
+                Err(e) => {
+                    tracing::warn!(image = %name, error = %e, "could not build a provided image; it will not be offered");
+                    continue;
                 }
-                Ok(None) => info!(%region, version = %image.version, "the minimal provided image is already published"),
-                Err(e) => tracing::warn!(%region, error = %e, "could not publish the minimal provided image"),
+            };
+            let family = format!("kiln-{name}");
+            let description = match name.as_str() {
+                "minimal" => "Kiln minimal: Debian cloud kernel, busybox and dropbear",
+                "debian-12" => "Debian 12 (bookworm) with systemd, OpenSSH and Kiln's first-boot agent",
+                _ => "Kiln provided image",
+            };
+            let disk = kiln_core::provided::ProvidedDisk {
+                family: &family,
+                version: &image.version,
+                path: &image.root_disk,
+                description,
+                architecture: "x86_64",
+            };
+            for region in &regions {
+                match kiln.publish_provided(region, &disk) {
+                    Ok(Some(id)) => {
+                        info!(%region, image = %id, name = %family, version = %image.version, "published a provided image")
+                    }
+                    Ok(None) => {
+                        info!(%region, name = %family, version = %image.version, "the provided image is already published")
+                    }
+                    Err(e) => tracing::warn!(%region, name = %family, error = %e, "could not publish a provided image"),
+                }
             }
         }
     });

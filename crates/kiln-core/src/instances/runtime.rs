@@ -4,7 +4,8 @@
 //! # Sizing (the scale-down policy)
 //!
 //! An instance type's vCPUs and memory are what EC2 gives it; a small host cannot. Kiln gives a
-//! VM `min(type vCPUs, host CPUs)` vCPUs and `min(type memory, max_instance_memory_mib)` MiB
+//! VM `min(type vCPUs, host CPUs)` vCPUs (one under TCG emulation, where more only slow a busy
+//! host down) and `min(type memory, max_instance_memory_mib)` MiB
 //! (1 GiB by default), and reports the type unchanged. A launch fits when the memory of every
 //! active instance plus the new ones stays within the host's memory less
 //! `reserved_memory_mib`; `RunInstances` launches as many as fit up to `MaxCount`, and fails with
@@ -105,6 +106,8 @@ pub struct Runtime {
     /// The host network.
     pub network: Arc<dyn HostNetwork>,
     vms: Mutex<HashMap<String, VmHandle>>,
+    /// Serialises reading boot files out of images.
+    boot_files: Mutex<()>,
     /// Hot-plugged volumes per VM.
     pub(crate) slots: super::hotplug::Slots,
     /// Serialises lifecycle decisions (launch hand-off, stop, start, terminate) so a record and
@@ -140,7 +143,13 @@ impl Compute {
 impl Runtime {
     /// vCPUs and memory a VM of `itype` gets here.
     pub fn sizing(&self, itype: &InstanceType) -> (u32, u64) {
-        (itype.vcpus.min(self.config.host_cpus).max(1), itype.memory_mib.min(self.config.max_instance_memory_mib))
+        // Under emulation a second vCPU buys nothing (measured) and a busy host then starves
+        // the guest's timers into RCU stalls, so TCG guests get one.
+        let cpus = match self.config.accel.accel {
+            kiln_vm::Accel::Tcg => 1,
+            kiln_vm::Accel::Kvm => self.config.host_cpus,
+        };
+        (itype.vcpus.min(cpus).max(1), itype.memory_mib.min(self.config.max_instance_memory_mib))
     }
 
     /// How many more VMs of `memory_mib` fit next to the active instances.
@@ -175,6 +184,8 @@ impl Runtime {
     /// The boot files of the image whose root disk is `snapshot_id`: a kernel and initramfs
     /// read out of its file system once per host, or firmware boot when it has none.
     pub fn boot_for(&self, kiln: &Kiln, region: &str, snapshot_id: &str) -> CoreResult<Boot> {
+        // Launches of one image run in parallel; one of them extracts, the others wait for it.
+        let _extracting = self.boot_files.lock().unwrap_or_else(|e| e.into_inner());
         let index = crate::snapshots::index_bytes(kiln.store.read()?.as_mut(), snapshot_id)?;
         let base = kiln.storage.ensure_base(region, snapshot_id, &index)?;
         let dir = base.with_extension("boot");
@@ -276,6 +287,7 @@ impl Kiln {
             network,
             vms: Mutex::new(HashMap::new()),
             slots: Default::default(),
+            boot_files: Mutex::new(()),
             lifecycle: Mutex::new(()),
         });
         if self.compute.runtime.set(Arc::clone(&runtime)).is_err() {
@@ -335,6 +347,7 @@ impl Kiln {
 
         // Disks: create what does not exist yet (first launch, or a crash before it finished).
         let mut disks = Vec::new();
+        let mut instance_store_snapshot = None;
         if inst.data.root_device_type == "instance-store" {
             let image = item::get_in_region::<ImageData>(
                 self.store.read()?.as_mut(),
@@ -364,6 +377,7 @@ impl Kiln {
                 read_only: false,
                 serial: None,
             });
+            instance_store_snapshot = Some(snap);
         }
         for dev in &inst.data.devices {
             let path = self.storage.volume_path(&inst.region, &dev.volume_id);
@@ -393,7 +407,10 @@ impl Kiln {
         let boot = if inst.data.boot.kernel.as_deref().is_some_and(|k| Path::new(k).exists()) {
             inst.data.boot.clone()
         } else {
-            let root_snapshot = self.root_snapshot_of(&inst)?;
+            let root_snapshot = match instance_store_snapshot {
+                Some(snap) => snap,
+                None => self.root_snapshot_of(&inst)?,
+            };
             let boot = runtime.boot_for(self, &inst.region, &root_snapshot)?;
             self.update_instance(id, |d| d.boot = boot.clone())?;
             boot
@@ -530,21 +547,31 @@ impl Kiln {
     /// removed. Idempotent, so a racing launch and terminate can both call it.
     pub(crate) fn finish_termination(&self, id: &str, reason: Option<Reason>) -> CoreResult<()> {
         let runtime = self.compute.runtime()?;
+        let Some(rec) = self.store.read()?.get(id)? else { return Ok(()) };
+        let inst = Item::<InstanceData>::from_record(rec)?;
+        // Host resources go first, so `terminated` is only ever seen once nothing is left. A crash
+        // in between leaves the record `shutting-down`, which start-up finishes again.
+        runtime.network.unplug(id);
+        runtime.slots.reset(id);
+        let dir = runtime.instance_dir(id);
+        for name in ["root.qcow2", "qemu.pid", "qmp.sock"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        let _ = std::fs::remove_file(runtime.qmp_socket(id));
+        for dev in inst.data.devices.iter().filter(|d| d.delete_on_termination) {
+            self.storage.delete_volume(&inst.region, &dev.volume_id)?;
+        }
+
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(id)? else { return Ok(()) };
         let mut inst = Item::<InstanceData>::from_record(rec)?;
-        let mut deleted = Vec::new();
+        let mut released = Vec::new();
         for dev in &inst.data.devices {
-            let Some(rec) = txn.get(&dev.volume_id)? else {
-                if dev.delete_on_termination {
-                    deleted.push((dev.volume_id.clone(), None));
-                }
-                continue;
-            };
+            let Some(rec) = txn.get(&dev.volume_id)? else { continue };
             let mut vol = Item::<VolumeData>::from_record(rec)?;
             if dev.delete_on_termination {
                 txn.delete(&vol.id)?;
-                deleted.push((vol.id.clone(), vol.data.snapshot_id.clone()));
+                released.extend(vol.data.snapshot_id.clone());
             } else {
                 vol.data.attachments.retain(|a| a.instance_id != id);
                 if vol.data.attachments.is_empty() {
@@ -571,19 +598,9 @@ impl Kiln {
             inst.save(txn.as_mut())?;
         }
         txn.commit()?;
-        for (vol, snap) in deleted {
-            self.storage.delete_volume(&inst.region, &vol)?;
-            if let Some(snap) = snap {
-                self.release_base(&inst.region, &snap);
-            }
+        for snap in released {
+            self.release_base(&inst.region, &snap);
         }
-        runtime.network.unplug(id);
-        runtime.slots.reset(id);
-        let dir = runtime.instance_dir(id);
-        for name in ["root.qcow2", "qemu.pid", "qmp.sock"] {
-            let _ = std::fs::remove_file(dir.join(name));
-        }
-        let _ = std::fs::remove_file(runtime.qmp_socket(id));
         self.refresh_network();
         Ok(())
     }

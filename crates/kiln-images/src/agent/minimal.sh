@@ -21,10 +21,11 @@ valid_id() {
     case "$1" in i-*[!0-9a-f]* | i-) return 1 ;; i-*) return 0 ;; *) return 1 ;; esac
 }
 
-# DHCP runs in the background, so the first requests may fail: retry for up to a minute.
+# DHCP runs in the background, so the first requests may fail: retry for up to five minutes
+# (a host starting many emulated VMs at once can be that slow).
 start=$(date +%s)
 while ! id=$(get meta-data/instance-id) || ! valid_id "$id"; do
-    if [ $(($(date +%s) - start)) -ge 60 ]; then
+    if [ $(($(date +%s) - start)) -ge 300 ]; then
         echo "kiln-agent: no instance metadata"
         exit 0
     fi
