@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, qemu-system-x86_64, nft, ssh and apt-get",
 )
 
-VM_CONFIG = f"""provided_images = ["minimal"]
+VM_CONFIG = f"""provided_images = ["minimal", "debian-12"]
 image_cache_dir = "{IMAGE_CACHE}"
 {CONFIG}
 [instances]
@@ -68,9 +68,9 @@ def tcp_open(address, port, timeout=1.0):
         return None
 
 
-def ssh(address, key_path, command, timeout=60):
+def ssh(address, key_path, command, timeout=60, user="root"):
     args = ["ssh", "-i", str(key_path), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"root@{address}", command]
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"{user}@{address}", command]
     deadline = time.monotonic() + timeout
     while True:
         p = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -85,8 +85,8 @@ def vm():
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     server = KilnServer(config_text=VM_CONFIG).start()
     ec2 = server.client("a")
-    wait_until(lambda: ec2.describe_images(Owners=["kiln"])["Images"], timeout=600, interval=1,
-               what="the minimal image to be published")
+    wait_until(lambda: [i for i in ec2.describe_images(Owners=["kiln"])["Images"] if "minimal" in i["Name"]],
+               timeout=600, interval=1, what="the minimal image to be published")
     yield server
     # Nothing a test launched may outlive the module.
     for account in "abc":
@@ -103,7 +103,7 @@ def vm():
 
 @pytest.fixture(scope="module")
 def minimal(vm):
-    return vm.client("a").describe_images(Owners=["kiln"])["Images"][0]
+    return [i for i in vm.client("a").describe_images(Owners=["kiln"])["Images"] if "minimal" in i["Name"]][0]
 
 
 @pytest.fixture(scope="module")
@@ -400,6 +400,25 @@ def test_capacity_and_bad_requests(vm, minimal):
     assert error_code(e) == "InvalidInstanceID.NotFound"
 
 
+def test_guest_poweroff_follows_the_shutdown_behavior(vm, minimal):
+    ec2 = vm.client("a")
+    poweroff = "#!/bin/sh\nsync\npoweroff -f\n"
+    stops = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, UserData=poweroff,
+                              ClientToken="poweroff-stop")["Instances"][0]["InstanceId"]
+    again = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, UserData=poweroff,
+                              ClientToken="poweroff-stop")
+    assert [i["InstanceId"] for i in again["Instances"]] == [stops], "a retried ClientToken launches nothing new"
+    ends = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, UserData=poweroff,
+                             InstanceInitiatedShutdownBehavior="terminate")["Instances"][0]["InstanceId"]
+    [stopped] = wait_state(ec2, [stops], "stopped", timeout=120)
+    assert stopped["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    [ended] = wait_state(ec2, [ends], "terminated", timeout=120)
+    assert ended["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    assert ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [ends]}])["Volumes"] == []
+    ec2.terminate_instances(InstanceIds=[stops])
+    wait_state(ec2, [stops], "terminated")
+
+
 def test_killed_qemu_is_noticed(vm, pet):
     """Runs last among the pet's tests: a QEMU killed behind Kiln's back stops the instance."""
     ec2 = vm.client("a")
@@ -419,3 +438,26 @@ def test_killed_qemu_is_noticed(vm, pet):
             return e.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
 
     wait_until(gone, timeout=90, interval=1, what="the terminated instance to expire")
+
+
+@pytest.mark.skipif(not shutil.which("mmdebstrap"), reason="the debian-12 image is built with mmdebstrap")
+def test_debian12_image_boots_with_systemd_and_runs_its_agent(vm, key, ssh_group):
+    """The provided Debian 12 image: systemd, OpenSSH, the key for root and admin, user data."""
+    ec2 = vm.client("a")
+
+    def debian():
+        return [i for i in ec2.describe_images(Owners=["kiln"])["Images"] if i["Name"].startswith("kiln-debian-12-")]
+
+    [image] = wait_until(debian, timeout=900, interval=2, what="the debian-12 image to be published")
+    assert image["Public"] and image["ImageOwnerAlias"] == "kiln"
+    iid = ec2.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, KeyName="vm-key",
+                            SecurityGroupIds=[ssh_group],
+                            UserData="#!/bin/sh\necho DEBIAN-USERDATA-$(cut -d. -f1 /etc/debian_version)\n"
+                            )["Instances"][0]["InstanceId"]
+    out = wait_console(ec2, iid, "KILN-AGENT-DONE", timeout=400)
+    assert "DEBIAN-USERDATA-12" in out
+    ip = describe(ec2, iid)["PublicIpAddress"]
+    assert "bookworm" in ssh(ip, key, "cat /etc/os-release", user="admin")
+    assert ssh(ip, key, "ps -p 1 -o comm=").strip() == "systemd"
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, [iid], "terminated")

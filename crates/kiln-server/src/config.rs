@@ -222,7 +222,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         for name in &self.provided_images {
             if !kiln_images::IMAGE_NAMES.contains(&name.as_str()) {
-                bail!("provided_images: unknown image {name:?}; known: {}", kiln_images::IMAGE_NAMES.join(", "));
+                bail!("unknown provided image {name:?}; Kiln provides: {}", kiln_images::IMAGE_NAMES.join(", "));
             }
         }
         if !matches!(self.instances.network.as_str(), "auto" | "tap" | "none") {
@@ -260,11 +260,6 @@ impl Config {
                 if k.id.len() < 16 || k.secret.is_empty() {
                     bail!("account {}: access key ids need at least 16 characters and a secret", a.name);
                 }
-            }
-        }
-        for name in &self.provided_images {
-            if name != "minimal" {
-                bail!("unknown provided image {name:?}; Kiln provides: minimal");
             }
         }
         for (region, types) in &self.prices {
