@@ -355,6 +355,16 @@ fn main() -> anyhow::Result<()> {
                 let ratio = if stored == 0 { 1.0 } else { logical as f64 / stored as f64 };
                 text += &format!("{:<14} {:>16} {:>16} {:>10} {:>7.2}x\n", region.name, logical, stored, chunks, ratio);
             }
+            let transfers = kiln.transfers()?;
+            if !transfers.is_empty() {
+                text += &format!(
+                    "\n{:<14} {:>16} {:>16} {:>8}   copies between regions\n",
+                    "ACCOUNT", "MOVED_BYTES", "LOGICAL_BYTES", "COPIES"
+                );
+                for (account, t) in transfers {
+                    text += &format!("{:<14} {:>16} {:>16} {:>8}\n", account, t.moved_bytes, t.logical_bytes, t.copies);
+                }
+            }
             print_out(&text)
         }
         Command::Account { command } => {

@@ -81,7 +81,7 @@ impl Kiln {
                 self.start_snapshot_job(s);
             }
         }
-        Ok(())
+        self.resume_copies()
     }
 
     /// Storage statistics of a region: `(logical bytes of completed snapshots, distinct chunks,

@@ -63,6 +63,15 @@ pub struct ImageData {
     pub kiln_type: String,
     /// Instance it was made from.
     pub source_instance_id: Option<String>,
+    /// Deprecation, deregistration protection and last launch.
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle::ImageLifecycle,
+    /// Image it was copied from (`CopyImage`).
+    #[serde(default)]
+    pub source_image_id: Option<String>,
+    /// Region of that image.
+    #[serde(default)]
+    pub source_image_region: Option<String>,
 }
 
 impl Body for ImageData {
@@ -264,6 +273,9 @@ impl Kiln {
                 platform: None,
                 kiln_type: "custom".into(),
                 source_instance_id: None,
+                lifecycle: Default::default(),
+                source_image_id: None,
+                source_image_region: None,
             },
         );
         match image.insert(txn.as_mut()) {
@@ -291,7 +303,8 @@ impl Kiln {
     }
 
     /// `DescribeImages`: what the caller may launch, narrowed by ids, owners and executable
-    /// users.
+    /// users, with disabled and deprecated images as [`crate::lifecycle::describe_view`] says.
+    #[allow(clippy::too_many_arguments)]
     pub fn describe_images(
         &self,
         ctx: &Ctx,
@@ -300,6 +313,7 @@ impl Kiln {
         executable_by: &[String],
         filters: &[Filter],
         page: &Page,
+        include: crate::lifecycle::Include,
     ) -> CoreResult<(Vec<Item<ImageData>>, Option<String>)> {
         for id in ids {
             if !ResourceKind::Image.is_well_formed(id) {
@@ -322,6 +336,7 @@ impl Kiln {
             }
             images.retain(|i| ids.contains(&i.id));
         }
+        let mut images = crate::lifecycle::describe_view(images, ctx, ids, include, chrono::Utc::now());
         if !owners.is_empty() {
             images.retain(|i| owners.iter().any(|o| owner_matches(o, &i.account, ctx, &aliases)));
         }
@@ -344,8 +359,10 @@ impl Kiln {
         paginate(images, page, |i| i.seq)
     }
 
-    /// `DeregisterImage`; with `delete_snapshots`, also deletes the image's snapshots that the
-    /// caller owns and no other image uses. Returns `(snapshot id, deleted?)` pairs.
+    /// `DeregisterImage` (refused while deregistration protection is in force); with
+    /// `delete_snapshots`, also deletes the image's snapshots that the caller owns, that are
+    /// completed and that no other image of any account uses. Returns `(snapshot id,
+    /// deleted?)` pairs, one per distinct snapshot.
     pub fn deregister_image(
         &self,
         ctx: &Ctx,
@@ -354,13 +371,20 @@ impl Kiln {
     ) -> CoreResult<Vec<(String, Result<(), String>)>> {
         let mut txn = self.store.begin()?;
         let image = self.owned_image(txn.as_mut(), ctx, id)?;
+        crate::lifecycle::check_deregistration(&image)?;
         txn.delete(&image.id)?;
         let mut results = Vec::new();
         let mut dropped = Vec::new();
         if delete_snapshots {
-            for sid in image.data.snapshot_ids() {
+            let mut sids = image.data.snapshot_ids();
+            sids.dedup();
+            let mut seen = std::collections::HashSet::new();
+            sids.retain(|s| seen.insert(s.clone()));
+            for sid in sids {
+                // The image's own record is already gone, so any image found still uses it.
                 let outcome = match item::get::<SnapshotData>(txn.as_mut(), ctx, &sid) {
                     Err(_) => Err("The snapshot is not owned by the image's owner.".to_string()),
+                    Ok(snap) if snap.data.state == "pending" => Err("The snapshot is still pending.".to_string()),
                     Ok(snap) => match image_using_snapshot(txn.as_mut(), &snap.region, &sid)? {
                         Some(other) => Err(format!("The snapshot is in use by {other}.")),
                         None => {
@@ -390,8 +414,8 @@ impl Kiln {
         Ok(image)
     }
 
-    /// `DescribeImageAttribute`: the image as seen by the caller; launch permissions only
-    /// for the owner.
+    /// `DescribeImageAttribute`: the image as seen by the caller; launch permissions and the
+    /// last launch time only for the owner.
     pub fn image_for_attribute(&self, ctx: &Ctx, id: &str, attribute: &str) -> CoreResult<Item<ImageData>> {
         const KNOWN: &[&str] = &[
             "description",
@@ -414,7 +438,8 @@ impl Kiln {
             )));
         }
         let mut txn = self.store.read()?;
-        if attribute == "launchPermission" {
+        // Who may launch it and when it was last launched are the owner's business.
+        if matches!(attribute, "launchPermission" | "lastLaunchedTime") {
             self.owned_image(txn.as_mut(), ctx, id)
         } else {
             visible_image(txn.as_mut(), ctx, id)
@@ -449,6 +474,7 @@ impl Kiln {
         if let Some(v) = imds_support {
             image.data.imds_support = Some(one_of("imdsSupport", Some(v), &["v2.0"], "")?);
         }
+        crate::lifecycle::check_image_sharing(txn.as_mut(), &image, add)?;
         snapshots::apply_grantees(&mut image.data.launch_permissions, add, remove);
         image.save(txn.as_mut())?;
         txn.commit()?;

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod catalogue;
+pub mod copies;
 pub mod ebs;
 mod error;
 pub mod filter;
@@ -17,6 +18,7 @@ pub mod instances;
 pub mod item;
 pub mod keypairs;
 pub mod keys;
+pub mod lifecycle;
 pub mod network;
 pub mod page;
 pub mod provided;

@@ -194,14 +194,24 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
                     ))));
                 }
             }
-            let copy = kiln.copy_snapshot(
-                ctx,
-                source_region,
-                source_snapshot_id,
-                description.as_deref(),
-                *encrypted,
-                tag_specs,
-            )?;
+            let copy = if source_region == &ctx.region {
+                kiln.copy_snapshot(
+                    ctx,
+                    source_region,
+                    source_snapshot_id,
+                    description.as_deref(),
+                    *encrypted,
+                    tag_specs,
+                )?
+            } else {
+                kiln.copy_snapshot_between_regions(
+                    ctx,
+                    source_region,
+                    source_snapshot_id,
+                    description.as_deref(),
+                    tag_specs,
+                )?
+            };
             w.text("snapshotId", &copy.id);
             render::tag_set(&mut w, &copy.tags);
         }
@@ -272,6 +282,21 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         Ec2Action::ModifyInstanceAttribute { instance_id, change } => {
             kiln.modify_instance_attribute(ctx, instance_id, change)?;
             w.bool("return", true);
+        }
+        Ec2Action::CopyImage(spec) => {
+            let image = kiln.copy_image(ctx, spec)?;
+            w.text("imageId", &image.id);
+        }
+        Ec2Action::GetImageAncestry { image_id } => {
+            let chain = kiln.image_ancestry(ctx, image_id)?;
+            let aliases = kiln.aliases()?;
+            w.list("imageAncestryEntrySet", &chain, |w, i| {
+                w.text("creationDate", &i.created_at)
+                    .text("imageId", &i.id)
+                    .opt("imageOwnerAlias", aliases.get(&i.account).map(String::as_str))
+                    .opt("sourceImageId", i.data.source_image_id.as_deref())
+                    .opt("sourceImageRegion", i.data.source_image_region.as_deref());
+            });
         }
         Ec2Action::CreateImage(spec) => {
             let image = kiln.create_image(ctx, spec)?;

@@ -451,6 +451,25 @@ pub struct CreateImageSpec {
     pub tag_specs: Vec<TagSpecification>,
 }
 
+/// What `CopyImage` asks for (sent to the destination region).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyImageSpec {
+    /// Region of the source image.
+    pub source_region: String,
+    /// The source image.
+    pub source_image_id: String,
+    /// Name of the copy.
+    pub name: String,
+    /// Description of the copy.
+    pub description: Option<String>,
+    /// Copy the source image's tags to the copy.
+    pub copy_image_tags: bool,
+    /// Tags for the copy (and its snapshots).
+    pub tag_specs: Vec<TagSpecification>,
+    /// Idempotency token.
+    pub client_token: Option<String>,
+}
+
 /// What `ModifyInstanceAttribute` changes; exactly one field is set.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InstanceChange {

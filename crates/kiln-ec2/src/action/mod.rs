@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use kiln_types::{
-    CidrPeer, CreateImageSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange, IpPermission, Page,
+    CidrPeer, CopyImageSpec, CreateImageSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange, IpPermission, Page,
     RegisterImageSpec, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
 };
 
@@ -242,6 +242,10 @@ pub enum Ec2Action {
         change: InstanceChange,
     },
     CreateImage(CreateImageSpec),
+    CopyImage(CopyImageSpec),
+    GetImageAncestry {
+        image_id: String,
+    },
 }
 
 /// The input shared by Authorize/Revoke SecurityGroup Ingress/Egress.
@@ -317,6 +321,8 @@ impl Ec2Action {
             Ec2Action::DescribeInstanceAttribute { .. } => "DescribeInstanceAttribute",
             Ec2Action::ModifyInstanceAttribute { .. } => "ModifyInstanceAttribute",
             Ec2Action::CreateImage(_) => "CreateImage",
+            Ec2Action::CopyImage(_) => "CopyImage",
+            Ec2Action::GetImageAncestry { .. } => "GetImageAncestry",
         }
     }
 }
@@ -326,6 +332,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CopyImage",
     "CopySnapshot",
     "CreateImage",
     "CreateKeyPair",
@@ -362,6 +369,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "DescribeVpcs",
     "DetachVolume",
     "GetConsoleOutput",
+    "GetImageAncestry",
     "ImportKeyPair",
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
@@ -755,6 +763,16 @@ impl Ec2Request {
                 change: compute::instance_change(p)?,
             },
             "CreateImage" => Ec2Action::CreateImage(compute::create_image(p)?),
+            "CopyImage" => Ec2Action::CopyImage(CopyImageSpec {
+                source_region: p.required("SourceRegion")?.to_string(),
+                source_image_id: p.required("SourceImageId")?.to_string(),
+                name: p.required("Name")?.to_string(),
+                description: p.string("Description"),
+                copy_image_tags: p.bool("CopyImageTags")?.unwrap_or(false),
+                tag_specs: tag_specs(p)?,
+                client_token: p.string("ClientToken").filter(|t| !t.is_empty()),
+            }),
+            "GetImageAncestry" => Ec2Action::GetImageAncestry { image_id: p.required("ImageId")?.to_string() },
             "DescribeImages" => Ec2Action::DescribeImages {
                 describe: storage::owned_describe(p, "ImageId", "ExecutableBy", 5, 1000)?,
                 include_deprecated: p.bool("IncludeDeprecated")?.unwrap_or(false),

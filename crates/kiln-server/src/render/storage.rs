@@ -153,6 +153,8 @@ pub fn image(w: &mut XmlWriter, i: &Item<ImageData>, owner_alias: Option<&str>) 
         .opt("tpmSupport", d.tpm_support.as_deref())
         .opt("imdsSupport", d.imds_support.as_deref());
     w.opt("sourceInstanceId", d.source_instance_id.as_deref());
+    w.opt("sourceImageId", d.source_image_id.as_deref());
+    w.opt("sourceImageRegion", d.source_image_region.as_deref());
     w.text("deregistrationProtection", "disabled");
     w.start("productCodes").end();
     tag_set(w, &i.tags);
