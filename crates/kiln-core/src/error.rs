@@ -125,6 +125,9 @@ pub enum CoreError {
     /// A block device mapping that cannot work.
     #[error("{0}")]
     InvalidBlockDeviceMapping(String),
+    /// An image in a state that allows neither launching nor sharing (disabled, pending).
+    #[error("{0}")]
+    ImageUnavailable(String),
     /// The instance is not in a state the call allows.
     #[error("{0}")]
     IncorrectInstanceState(String),

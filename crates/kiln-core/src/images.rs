@@ -377,7 +377,6 @@ impl Kiln {
         let mut dropped = Vec::new();
         if delete_snapshots {
             let mut sids = image.data.snapshot_ids();
-            sids.dedup();
             let mut seen = std::collections::HashSet::new();
             sids.retain(|s| seen.insert(s.clone()));
             for sid in sids {

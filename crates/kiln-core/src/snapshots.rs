@@ -86,10 +86,11 @@ pub fn may_restore(ctx: &Ctx, snap: &Item<SnapshotData>) -> bool {
 }
 
 /// A snapshot in the caller's region that the caller owns or may restore; anything else is
-/// reported missing, so existence never leaks.
+/// reported missing, so existence never leaks. A public snapshot whose owner blocks all
+/// public sharing counts as private.
 pub fn visible_snapshot(txn: &mut dyn MetaTxn, ctx: &Ctx, id: &str) -> CoreResult<Item<SnapshotData>> {
     let snap = item::get_in_region::<SnapshotData>(txn, ctx, id)?;
-    if may_restore(ctx, &snap) {
+    if may_restore(ctx, &snap) && !crate::lifecycle::public_access_blocked(txn, ctx, &snap)? {
         Ok(snap)
     } else {
         Err(CoreError::NotFound { kind: ResourceKind::Snapshot, id: id.to_string() })
@@ -289,8 +290,8 @@ impl Kiln {
             .map(Item::from_record)
             .collect::<CoreResult<_>>()?;
         let aliases = self.owner_aliases(txn.as_mut())?;
+        let mut snaps = crate::lifecycle::restorable_snapshots(txn.as_mut(), ctx, all)?;
         drop(txn);
-        let mut snaps: Vec<Item<SnapshotData>> = all.into_iter().filter(|s| may_restore(ctx, s)).collect();
         for id in ids {
             if !ResourceKind::Snapshot.is_well_formed(id) {
                 return Err(CoreError::Malformed { kind: ResourceKind::Snapshot, id: id.clone() });
@@ -479,6 +480,7 @@ impl Kiln {
         }
         let mut txn = self.store.begin()?;
         let mut snap = self.owned_snapshot(txn.as_mut(), ctx, id)?;
+        crate::lifecycle::check_snapshot_sharing(txn.as_mut(), &snap, add)?;
         apply_grantees(&mut snap.data.create_volume_permissions, add, remove);
         snap.save(txn.as_mut())?;
         txn.commit()?;

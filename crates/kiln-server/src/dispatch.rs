@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+use kiln_core::lifecycle::Include;
 use kiln_core::security_groups::RuleTarget;
 use kiln_core::{Ctx, Kiln};
 use kiln_ec2::action::RuleChange;
@@ -306,8 +307,10 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             let image = kiln.register_image(ctx, spec)?;
             w.text("imageId", &image.id);
         }
-        Ec2Action::DescribeImages { describe: d, include_deprecated: _, include_disabled: _ } => {
-            let (images, next) = kiln.describe_images(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page)?;
+        Ec2Action::DescribeImages { describe: d, include_deprecated, include_disabled } => {
+            let include = Include { deprecated: *include_deprecated, disabled: *include_disabled };
+            let (images, next) =
+                kiln.describe_images(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page, include)?;
             let aliases = kiln.aliases()?;
             w.list("imagesSet", &images, |w, i| render::image(w, i, aliases.get(&i.account).map(String::as_str)));
             next_token(&mut w, &next);
@@ -347,6 +350,58 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         Ec2Action::ResetImageAttribute { image_id, attribute } => {
             kiln.reset_image_attribute(ctx, image_id, attribute)?;
             w.bool("return", true);
+        }
+        Ec2Action::CancelImageLaunchPermission { image_id } => {
+            kiln.cancel_image_launch_permission(ctx, image_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::EnableImageBlockPublicAccess { state } => {
+            let state = kiln.set_image_block_public_access(ctx, Some(state))?;
+            render::image_block_public_access(&mut w, &state, false);
+        }
+        Ec2Action::DisableImageBlockPublicAccess => {
+            let state = kiln.set_image_block_public_access(ctx, None)?;
+            render::image_block_public_access(&mut w, &state, false);
+        }
+        Ec2Action::GetImageBlockPublicAccessState => {
+            let state = kiln.image_block_public_access(ctx)?;
+            render::image_block_public_access(&mut w, &state, true);
+        }
+        Ec2Action::EnableSnapshotBlockPublicAccess { state } => {
+            let state = kiln.set_snapshot_block_public_access(ctx, Some(state))?;
+            render::snapshot_block_public_access(&mut w, &state, false);
+        }
+        Ec2Action::DisableSnapshotBlockPublicAccess => {
+            let state = kiln.set_snapshot_block_public_access(ctx, None)?;
+            render::snapshot_block_public_access(&mut w, &state, false);
+        }
+        Ec2Action::GetSnapshotBlockPublicAccessState => {
+            let state = kiln.snapshot_block_public_access(ctx)?;
+            render::snapshot_block_public_access(&mut w, &state, true);
+        }
+        Ec2Action::EnableImageDeprecation { image_id, deprecate_at } => {
+            kiln.enable_image_deprecation(ctx, image_id, *deprecate_at)?;
+            w.bool("return", true);
+        }
+        Ec2Action::DisableImageDeprecation { image_id } => {
+            kiln.disable_image_deprecation(ctx, image_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::DisableImage { image_id } => {
+            kiln.disable_image(ctx, image_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::EnableImage { image_id } => {
+            kiln.enable_image(ctx, image_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::EnableImageDeregistrationProtection { image_id, with_cooldown } => {
+            let status = kiln.enable_image_deregistration_protection(ctx, image_id, *with_cooldown)?;
+            w.text("return", &status);
+        }
+        Ec2Action::DisableImageDeregistrationProtection { image_id } => {
+            let status = kiln.disable_image_deregistration_protection(ctx, image_id)?;
+            w.text("return", &status);
         }
     }
     Ok(w.finish())

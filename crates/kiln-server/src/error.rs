@@ -178,6 +178,7 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::ImageNameDuplicate { .. } => w(400, "InvalidAMIName.Duplicate", m),
         CoreError::ImageNameMalformed(_) => w(400, "InvalidAMIName.Malformed", m),
         CoreError::InvalidBlockDeviceMapping(_) => w(400, "InvalidBlockDeviceMapping", m),
+        CoreError::ImageUnavailable(_) => w(400, "InvalidAMIID.Unavailable", m),
         CoreError::Meta(_) | CoreError::Internal(_) | CoreError::Storage(_) => {
             w(500, "InternalError", "An internal error has occurred")
         }
@@ -220,6 +221,14 @@ mod tests {
         assert_eq!(
             to_wire(&ApiError::Protocol(ProtocolError::Unsupported("RunInstances".into()))).code,
             "UnsupportedOperation"
+        );
+        assert_eq!(
+            to_wire(&ApiError::Core(CoreError::ImageUnavailable("disabled".into()))),
+            w(400, "InvalidAMIID.Unavailable", "disabled")
+        );
+        assert_eq!(
+            to_wire(&ApiError::Core(CoreError::OperationNotPermitted("x".into()))).code,
+            "OperationNotPermitted"
         );
     }
 

@@ -199,7 +199,8 @@ mod tests {
     #[test]
     fn metadata_paths_answer_like_ec2() {
         let i = inst();
-        assert_eq!(get("/latest/meta-data/instance-id").unwrap(), i.id);
+        // `get` answers for a fresh instance with a fresh id: ask `i` itself for its id.
+        assert_eq!(answer(&i, "/latest/meta-data/instance-id").unwrap(), i.id.as_bytes());
         assert_eq!(get("/latest/meta-data/ami-id").unwrap(), "ami-0123456789abcdef0");
         assert_eq!(get("/latest/meta-data/local-ipv4").unwrap(), "172.31.0.4");
         assert_eq!(get("/latest/meta-data/public-ipv4").unwrap(), "100.64.0.10");

@@ -350,7 +350,7 @@ impl Kiln {
             Err(e) => return Err(e),
         };
         if image.data.state != "available" {
-            return Err(CoreError::IncorrectState(format!(
+            return Err(CoreError::ImageUnavailable(format!(
                 "Image '{}' is not available (state: {}).",
                 image.id, image.data.state
             )));
@@ -598,6 +598,7 @@ impl Kiln {
             inst.save(txn.as_mut())?;
             launched.push(inst);
         }
+        crate::lifecycle::record_launch(txn.as_mut(), &image.id, &now)?;
         if let Some(token) = &spec.client_token {
             idempotency::record(txn.as_mut(), ctx, "RunInstances", token, &fingerprint, &reservation_id)?;
         }

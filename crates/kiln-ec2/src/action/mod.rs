@@ -7,6 +7,7 @@ use kiln_types::{
 };
 
 pub mod compute;
+mod lifecycle;
 pub mod storage;
 
 use crate::params::Params;
@@ -204,6 +205,39 @@ pub enum Ec2Action {
         image_id: String,
         attribute: String,
     },
+    CancelImageLaunchPermission {
+        image_id: String,
+    },
+    EnableImageBlockPublicAccess {
+        state: String,
+    },
+    DisableImageBlockPublicAccess,
+    GetImageBlockPublicAccessState,
+    EnableSnapshotBlockPublicAccess {
+        state: String,
+    },
+    DisableSnapshotBlockPublicAccess,
+    GetSnapshotBlockPublicAccessState,
+    EnableImageDeprecation {
+        image_id: String,
+        deprecate_at: chrono::DateTime<chrono::Utc>,
+    },
+    DisableImageDeprecation {
+        image_id: String,
+    },
+    DisableImage {
+        image_id: String,
+    },
+    EnableImage {
+        image_id: String,
+    },
+    EnableImageDeregistrationProtection {
+        image_id: String,
+        with_cooldown: bool,
+    },
+    DisableImageDeregistrationProtection {
+        image_id: String,
+    },
     RunInstances(RunInstancesSpec),
     DescribeInstances {
         instance_ids: Vec<String>,
@@ -310,6 +344,19 @@ impl Ec2Action {
             Ec2Action::DescribeImageAttribute { .. } => "DescribeImageAttribute",
             Ec2Action::ModifyImageAttribute(_) => "ModifyImageAttribute",
             Ec2Action::ResetImageAttribute { .. } => "ResetImageAttribute",
+            Ec2Action::CancelImageLaunchPermission { .. } => "CancelImageLaunchPermission",
+            Ec2Action::EnableImageBlockPublicAccess { .. } => "EnableImageBlockPublicAccess",
+            Ec2Action::DisableImageBlockPublicAccess => "DisableImageBlockPublicAccess",
+            Ec2Action::GetImageBlockPublicAccessState => "GetImageBlockPublicAccessState",
+            Ec2Action::EnableSnapshotBlockPublicAccess { .. } => "EnableSnapshotBlockPublicAccess",
+            Ec2Action::DisableSnapshotBlockPublicAccess => "DisableSnapshotBlockPublicAccess",
+            Ec2Action::GetSnapshotBlockPublicAccessState => "GetSnapshotBlockPublicAccessState",
+            Ec2Action::EnableImageDeprecation { .. } => "EnableImageDeprecation",
+            Ec2Action::DisableImageDeprecation { .. } => "DisableImageDeprecation",
+            Ec2Action::DisableImage { .. } => "DisableImage",
+            Ec2Action::EnableImage { .. } => "EnableImage",
+            Ec2Action::EnableImageDeregistrationProtection { .. } => "EnableImageDeregistrationProtection",
+            Ec2Action::DisableImageDeregistrationProtection { .. } => "DisableImageDeregistrationProtection",
             Ec2Action::RunInstances(_) => "RunInstances",
             Ec2Action::DescribeInstances { .. } => "DescribeInstances",
             Ec2Action::DescribeInstanceStatus { .. } => "DescribeInstanceStatus",
@@ -332,6 +379,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CancelImageLaunchPermission",
     "CopyImage",
     "CopySnapshot",
     "CreateImage",
@@ -368,8 +416,20 @@ pub const IMPLEMENTED: &[&str] = &[
     "DescribeVolumesModifications",
     "DescribeVpcs",
     "DetachVolume",
+    "DisableImage",
+    "DisableImageBlockPublicAccess",
+    "DisableImageDeprecation",
+    "DisableImageDeregistrationProtection",
+    "DisableSnapshotBlockPublicAccess",
+    "EnableImage",
+    "EnableImageBlockPublicAccess",
+    "EnableImageDeprecation",
+    "EnableImageDeregistrationProtection",
+    "EnableSnapshotBlockPublicAccess",
     "GetConsoleOutput",
     "GetImageAncestry",
+    "GetImageBlockPublicAccessState",
+    "GetSnapshotBlockPublicAccessState",
     "ImportKeyPair",
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
@@ -791,6 +851,7 @@ impl Ec2Request {
                 image_id: p.required("ImageId")?.to_string(),
                 attribute: p.required("Attribute")?.to_string(),
             },
+            name if lifecycle::ACTIONS.contains(&name) => lifecycle::parse(name, p)?,
             other if known_actions::is_known(other) => return Err(ProtocolError::Unsupported(other.to_string())),
             other => return Err(ProtocolError::InvalidAction(other.to_string())),
         };

@@ -155,7 +155,7 @@ pub fn image(w: &mut XmlWriter, i: &Item<ImageData>, owner_alias: Option<&str>) 
     w.opt("sourceInstanceId", d.source_instance_id.as_deref());
     w.opt("sourceImageId", d.source_image_id.as_deref());
     w.opt("sourceImageRegion", d.source_image_region.as_deref());
-    w.text("deregistrationProtection", "disabled");
+    super::lifecycle::image_lifecycle(w, &d.lifecycle);
     w.start("productCodes").end();
     tag_set(w, &i.tags);
 }
@@ -177,8 +177,8 @@ pub fn image_attribute(w: &mut XmlWriter, i: &Item<ImageData>, attribute: &str) 
         "tpmSupport" => value(w, "tpmSupport", d.tpm_support.as_deref()),
         "uefiData" => value(w, "uefiData", None),
         "imdsSupport" => value(w, "imdsSupport", d.imds_support.as_deref()),
-        "lastLaunchedTime" => value(w, "lastLaunchedTime", None),
-        "deregistrationProtection" => value(w, "deregistrationProtection", Some("disabled")),
+        "lastLaunchedTime" => value(w, "lastLaunchedTime", d.lifecycle.last_launched_time.as_deref()),
+        "deregistrationProtection" => value(w, "deregistrationProtection", Some(&d.lifecycle.protection_status())),
         "launchPermission" => {
             w.list("launchPermission", &d.launch_permissions, grantee);
         }
