@@ -408,8 +408,13 @@ def test_guest_poweroff_follows_the_shutdown_behavior(vm, minimal):
     again = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, UserData=poweroff,
                               ClientToken="poweroff-stop")
     assert [i["InstanceId"] for i in again["Instances"]] == [stops], "a retried ClientToken launches nothing new"
-    ends = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, UserData=poweroff,
-                             InstanceInitiatedShutdownBehavior="terminate")["Instances"][0]["InstanceId"]
+    # Launched through the family's latest alias.
+    launched = ec2.run_instances(ImageId="resolve:ssm:/kiln/images/kiln-minimal/latest", MinCount=1, MaxCount=1,
+                                 UserData=poweroff, InstanceInitiatedShutdownBehavior="terminate")["Instances"][0]
+    assert launched["ImageId"] == minimal["ImageId"]
+    # Launches are recorded on the image for its owner (the provider here), not for others.
+    assert "LastLaunchedTime" not in ec2.describe_images(ImageIds=[minimal["ImageId"]])["Images"][0]
+    ends = launched["InstanceId"]
     [stopped] = wait_state(ec2, [stops], "stopped", timeout=120)
     assert stopped["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
     [ended] = wait_state(ec2, [ends], "terminated", timeout=120)

@@ -23,6 +23,12 @@ def test_minimal_image_is_published_for_everyone():
         assert image["ImageOwnerAlias"] == "kiln" and image["Public"] is True and image["State"] == "available"
         assert image["RootDeviceType"] == "ebs" and image["Architecture"] == "x86_64"
         assert image["OwnerId"] not in ("111111111111", "222222222222", "333333333333")
+        # The family's latest alias resolves wherever an image id is accepted.
+        latest = "resolve:ssm:/kiln/images/kiln-minimal/latest"
+        assert [i["ImageId"] for i in b.describe_images(ImageIds=[latest])["Images"]] == [image["ImageId"]]
+        with pytest.raises(Exception) as e:
+            b.describe_images(ImageIds=["resolve:ssm:/kiln/images/no-such-family/latest"])
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
         # Every account sees it, by alias and by owner id; it is in every region.
         assert [i["ImageId"] for i in b.describe_images(Owners=["kiln"])["Images"]] == [image["ImageId"]]
         assert b.describe_images(ExecutableUsers=["all"], Owners=[image["OwnerId"]])["Images"][0]["ImageId"] == image["ImageId"]

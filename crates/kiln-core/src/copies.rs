@@ -155,7 +155,8 @@ impl Kiln {
             }
         }
         // The one launch rule: a copy is a use of the image like a launch.
-        let src = images::visible_image(txn.as_mut(), &source_ctx, &spec.source_image_id)?;
+        let source_id = self.resolve_image_id(&source_ctx, &spec.source_image_id)?;
+        let src = images::visible_image(txn.as_mut(), &source_ctx, &source_id)?;
         if src.data.state != "available" {
             return Err(CoreError::IncorrectState(format!(
                 "Image '{}' is not available (state: {}).",
@@ -185,6 +186,8 @@ impl Kiln {
                 source_instance_id: None,
                 source_image_id: Some(src.id.clone()),
                 source_image_region: Some(src.region.clone()),
+                // A copy starts its own life: no deprecation, protection or launches yet.
+                lifecycle: Default::default(),
                 ..src.data.clone()
             },
         );

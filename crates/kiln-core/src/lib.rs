@@ -6,6 +6,7 @@
 //! lookup helpers in [`item`], never by callers.
 
 pub mod accounts;
+pub mod aliases;
 pub mod catalogue;
 pub mod copies;
 pub mod ebs;

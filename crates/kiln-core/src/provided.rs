@@ -139,6 +139,8 @@ impl Kiln {
             },
         );
         image.insert(txn.as_mut())?;
+        // The family's `latest` alias moves to the new version in the same transaction.
+        crate::aliases::set(txn.as_mut(), region, &crate::aliases::latest(disk.family), &image.id)?;
         txn.commit()?;
         debug_assert_eq!(ResourceKind::of_id(&image.id), Some(ResourceKind::Image));
         Ok(Some(image.id))

@@ -309,8 +309,8 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         }
         Ec2Action::DescribeImages { describe: d, include_deprecated, include_disabled } => {
             let include = Include { deprecated: *include_deprecated, disabled: *include_disabled };
-            let (images, next) =
-                kiln.describe_images(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page, include)?;
+            let ids = d.ids.iter().map(|id| kiln.resolve_image_id(ctx, id)).collect::<Result<Vec<_>, _>>()?;
+            let (images, next) = kiln.describe_images(ctx, &ids, &d.owners, &d.users, &d.filters, &d.page, include)?;
             let aliases = kiln.aliases()?;
             w.list("imagesSet", &images, |w, i| render::image(w, i, aliases.get(&i.account).map(String::as_str)));
             next_token(&mut w, &next);

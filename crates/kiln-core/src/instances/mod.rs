@@ -340,13 +340,15 @@ impl Kiln {
             }
         }
 
-        // The image: visible and launchable by the caller (own, shared, public), available.
-        if !ResourceKind::Image.is_well_formed(&spec.image_id) {
-            return Err(CoreError::Malformed { kind: ResourceKind::Image, id: spec.image_id.clone() });
+        // The image (or the one an alias names now): visible and launchable by the caller (own,
+        // shared, public), available.
+        let image_id = self.resolve_image_id(ctx, &spec.image_id)?;
+        if !ResourceKind::Image.is_well_formed(&image_id) {
+            return Err(CoreError::Malformed { kind: ResourceKind::Image, id: image_id.clone() });
         }
-        let image = match item::get_in_region::<ImageData>(txn.as_mut(), ctx, &spec.image_id) {
+        let image = match item::get_in_region::<ImageData>(txn.as_mut(), ctx, &image_id) {
             Ok(image) if images::may_launch(ctx, &image) => image,
-            Ok(_) => return Err(CoreError::NotOwner(spec.image_id.clone())),
+            Ok(_) => return Err(CoreError::NotOwner(image_id.clone())),
             Err(e) => return Err(e),
         };
         if image.data.state != "available" {
