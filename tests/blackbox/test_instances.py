@@ -350,6 +350,7 @@ def test_other_accounts_launch_only_what_is_shared(vm, pet):
     iid = b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     [inst] = wait_state(b, [iid], "running")
     assert inst["ImageId"] == image_id and inst["PrivateIpAddress"] != describe(a, pet["id"])["PrivateIpAddress"]
+    assert a.describe_images(ImageIds=[image_id])["Images"][0].get("LastLaunchedTime"), "the owner sees the launch"
     # Account A cannot see or touch B's instance.
     with pytest.raises(Exception) as e:
         a.terminate_instances(InstanceIds=[iid])
