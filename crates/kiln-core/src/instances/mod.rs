@@ -346,11 +346,8 @@ impl Kiln {
         if !ResourceKind::Image.is_well_formed(&image_id) {
             return Err(CoreError::Malformed { kind: ResourceKind::Image, id: image_id.clone() });
         }
-        let image = match item::get_in_region::<ImageData>(txn.as_mut(), ctx, &image_id) {
-            Ok(image) if images::may_launch(ctx, &image) => image,
-            Ok(_) => return Err(CoreError::NotOwner(image_id.clone())),
-            Err(e) => return Err(e),
-        };
+        // An image the caller may not launch does not exist for it, as in DescribeImages.
+        let image = images::visible_image(txn.as_mut(), ctx, &image_id)?;
         if image.data.state != "available" {
             return Err(CoreError::ImageUnavailable(format!(
                 "Image '{}' is not available (state: {}).",
