@@ -374,3 +374,44 @@ def test_lifecycle_actions_on_unknown_images(ec2):
     ]:
         refused("InvalidAMIID.NotFound", call, ImageId=missing, **kw)
         refused("InvalidAMIID.Malformed", call, ImageId="image-1", **kw)
+
+
+def test_image_references_of_an_unused_image(server, ec2, snap, unique):
+    """No instance runs here (that needs a VM; kiln-core's unit tests cover instance references),
+    so the answer is empty; the call's shape, its options and its errors are what is checked."""
+    a, b, c = ec2("a"), ec2("b"), ec2("c")
+    image = register(a, unique("referenced"), snap)
+    got = a.describe_image_references(ImageIds=[image], IncludeAllResourceTypes=True)
+    assert got["ImageReferences"] == [] and "NextToken" not in got
+    running_only = [{"ResourceType": "ec2:Instance",
+                     "ResourceTypeOptions": [{"OptionName": "state-name", "OptionValues": ["running", "stopped"]}]},
+                    {"ResourceType": "ssm:Parameter"},
+                    {"ResourceType": "ec2:LaunchTemplate",
+                     "ResourceTypeOptions": [{"OptionName": "version-depth", "OptionValues": ["5"]}]}]
+    assert a.describe_image_references(ImageIds=[image, image], ResourceTypes=running_only,
+                                       MaxResults=5)["ImageReferences"] == []
+    pages = list(a.get_paginator("describe_image_references").paginate(ImageIds=[image], IncludeAllResourceTypes=True))
+    assert [p["ImageReferences"] for p in pages] == [[]]
+    out = server.cli("describe-image-references", "--image-ids", image, "--include-all-resource-types")
+    assert out["ImageReferences"] == []
+
+    # Any image the caller may see can be checked: shared with b, yes; not with c.
+    share(a, image, {"UserId": B})
+    assert b.describe_image_references(ImageIds=[image], IncludeAllResourceTypes=True)["ImageReferences"] == []
+    refused("InvalidAMIID.NotFound", c.describe_image_references, ImageIds=[image], IncludeAllResourceTypes=True)
+    refused("InvalidAMIID.NotFound", a.describe_image_references, ImageIds=[image, "ami-0123456789abcdef0"],
+            IncludeAllResourceTypes=True)
+    refused("InvalidAMIID.Malformed", a.describe_image_references, ImageIds=["image-1"], IncludeAllResourceTypes=True)
+
+    refused("MissingParameter", a.describe_image_references, ImageIds=[image])
+    refused("InvalidParameterValue", a.describe_image_references, ImageIds=[image],
+            ResourceTypes=[{"ResourceType": "ec2:Volume"}])
+    refused("InvalidParameterValue", a.describe_image_references, ImageIds=[image],
+            ResourceTypes=[{"ResourceType": "ec2:Instance",
+                            "ResourceTypeOptions": [{"OptionName": "state-name", "OptionValues": ["exploded"]}]}])
+    refused("InvalidParameterValue", a.describe_image_references, ImageIds=[image],
+            ResourceTypes=[{"ResourceType": "ssm:Parameter",
+                            "ResourceTypeOptions": [{"OptionName": "state-name", "OptionValues": ["running"]}]}])
+    refused("InvalidParameterValue", a.describe_image_references, ImageIds=[image] * 11, IncludeAllResourceTypes=True)
+    refused("DryRunOperation", a.describe_image_references, ImageIds=[image], IncludeAllResourceTypes=True,
+            DryRun=True)

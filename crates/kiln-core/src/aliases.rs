@@ -29,6 +29,17 @@ pub(crate) fn set(txn: &mut dyn MetaTxn, region: &str, name: &str, image_id: &st
     Ok(())
 }
 
+/// The aliases in `region` that point at `image_id` now, by name.
+pub(crate) fn pointing_at(txn: &mut dyn MetaTxn, region: &str, image_id: &str) -> CoreResult<Vec<String>> {
+    let prefix = key(region, "");
+    Ok(txn
+        .settings_with_prefix(&prefix)?
+        .into_iter()
+        .filter(|(_, target)| target == image_id)
+        .map(|(k, _)| k[prefix.len()..].to_string())
+        .collect())
+}
+
 impl Kiln {
     /// The image id `id` names: itself, or what a `resolve:ssm:` alias points to now.
     pub fn resolve_image_id(&self, ctx: &Ctx, id: &str) -> CoreResult<String> {

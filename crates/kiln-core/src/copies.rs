@@ -166,6 +166,7 @@ impl Kiln {
         if let Some(existing) = item::by_name::<ImageData>(txn.as_mut(), ctx, "", &spec.name)? {
             return Err(CoreError::ImageNameDuplicate { name: spec.name.clone(), existing: existing.id });
         }
+        crate::quotas::check_new_images(txn.as_mut(), &self.quotas, ctx, 1)?;
         if spec.copy_image_tags {
             for t in src.tags.iter().filter(|t| !t.key.starts_with("kiln:")) {
                 if !image_tags.iter().any(|x: &Tag| x.key == t.key) {

@@ -278,6 +278,7 @@ impl Kiln {
                 source_image_region: None,
             },
         );
+        crate::quotas::check_new_images(txn.as_mut(), &self.quotas, ctx, 1)?;
         match image.insert(txn.as_mut()) {
             Err(CoreError::Duplicate { .. }) => {
                 let existing =
@@ -474,7 +475,9 @@ impl Kiln {
             image.data.imds_support = Some(one_of("imdsSupport", Some(v), &["v2.0"], "")?);
         }
         crate::lifecycle::check_image_sharing(txn.as_mut(), &image, add)?;
+        let before = image.data.launch_permissions.clone();
         snapshots::apply_grantees(&mut image.data.launch_permissions, add, remove);
+        crate::quotas::check_launch_permissions(txn.as_mut(), &self.quotas, &image, &before)?;
         image.save(txn.as_mut())?;
         txn.commit()?;
         Ok(())

@@ -14,6 +14,7 @@ mod error;
 pub mod filter;
 pub mod gc;
 pub mod idempotency;
+pub mod image_references;
 pub mod images;
 pub mod instances;
 pub mod item;
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod page;
 pub mod provided;
+pub mod quotas;
 pub mod regions;
 pub mod security_groups;
 pub mod snapshots;
@@ -69,6 +71,8 @@ pub struct Kiln {
     pub storage: storage::Storage,
     /// The VMs behind instances, once enabled.
     pub compute: instances::Compute,
+    /// Per-account quotas (EC2's defaults unless configured).
+    pub quotas: quotas::Quotas,
 }
 
 impl Kiln {
@@ -87,7 +91,14 @@ impl Kiln {
             endpoint_host,
             storage: storage::Storage::new(data_dir),
             compute: instances::Compute::default(),
+            quotas: quotas::Quotas::default(),
         }
+    }
+
+    /// The service with these quotas instead of EC2's defaults.
+    pub fn with_quotas(mut self, quotas: quotas::Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// The region spec of a name, if configured.

@@ -42,6 +42,38 @@ pub fn paginate<T>(items: Vec<T>, page: &Page, pos: impl Fn(&T) -> i64) -> CoreR
     }
 }
 
+/// Like [`paginate`] for items without a creation sequence, positioned by a unique key they
+/// are sorted by (an ARN): the token names the last key returned (`v1k:<key>`).
+pub fn paginate_by_key<T>(
+    items: Vec<T>,
+    page: &Page,
+    key: impl Fn(&T) -> &str,
+) -> CoreResult<(Vec<T>, Option<String>)> {
+    let after = page.next_token.as_deref().map(decode_key).transpose()?;
+    let mut rest: Vec<T> = match &after {
+        Some(a) => items.into_iter().filter(|i| key(i) > a.as_str()).collect(),
+        None => items,
+    };
+    match page.max_results {
+        Some(n) if rest.len() > n => {
+            rest.truncate(n);
+            let token =
+                rest.last().map(|i| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1k:{}", key(i))));
+            Ok((rest, token))
+        }
+        _ => Ok((rest, None)),
+    }
+}
+
+fn decode_key(token: &str) -> CoreResult<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| s.strip_prefix("v1k:").map(str::to_string))
+        .ok_or_else(|| CoreError::InvalidNextToken(token.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +93,26 @@ mod tests {
             }
         }
         assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn keyed_pages_cover_everything_once() {
+        let items: Vec<String> = (1..=7).map(|n| format!("arn:{n:02}")).collect();
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = Page { max_results: Some(3), next_token: token };
+            let (got, next) = paginate_by_key(items.clone(), &page, |i| i.as_str()).unwrap();
+            seen.extend(got);
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+        let sequence_token = Some(encode(3));
+        let page = Page { max_results: None, next_token: sequence_token };
+        assert!(paginate_by_key(items, &page, |i| i.as_str()).is_err(), "tokens of the two kinds do not mix");
     }
 
     #[test]

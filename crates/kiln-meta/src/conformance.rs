@@ -68,6 +68,14 @@ fn suite(store: &dyn MetaStore) {
     t.set_setting("k", "v1").unwrap();
     t.set_setting("k", "v2").unwrap();
     assert_eq!(t.setting("k").unwrap().as_deref(), Some("v2"));
+    t.set_setting("alias/r1/b", "2").unwrap();
+    t.set_setting("alias/r1/a", "1").unwrap();
+    t.set_setting("alias/r10/a", "9").unwrap();
+    assert_eq!(
+        t.settings_with_prefix("alias/r1/").unwrap(),
+        vec![("alias/r1/a".to_string(), "1".to_string()), ("alias/r1/b".to_string(), "2".to_string())]
+    );
+    assert!(t.settings_with_prefix("nothing/").unwrap().is_empty());
     t.commit().unwrap();
 
     // Blobs and chunk reference counts.

@@ -152,6 +152,8 @@ pub trait MetaTxn {
     fn setting(&mut self, key: &str) -> Result<Option<String>, MetaError>;
     /// Writes a small settings value.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<(), MetaError>;
+    /// The settings whose keys start with `prefix`, sorted by key.
+    fn settings_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>, MetaError>;
     /// Stores a binary blob (a snapshot index) under a key, replacing any previous one.
     fn put_blob(&mut self, key: &str, data: &[u8]) -> Result<(), MetaError>;
     /// Reads a blob.

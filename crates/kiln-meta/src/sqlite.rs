@@ -348,6 +348,17 @@ impl MetaTxn for SqliteTxn<'_> {
         Ok(())
     }
 
+    fn settings_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>, MetaError> {
+        // The same primary-key range scan as `blobs_with_prefix`.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM settings WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .map_err(db)?;
+        let rows = stmt.query_map(params![prefix, upper], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
     fn put_blob(&mut self, key: &str, data: &[u8]) -> Result<(), MetaError> {
         self.conn
             .execute(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use kiln_core::accounts::DeclaredAccount;
 use kiln_core::catalogue::Catalogue;
+use kiln_core::quotas::Quotas;
 use kiln_core::RegionSpec;
 use kiln_types::AccountId;
 use serde::Deserialize;
@@ -57,6 +58,9 @@ pub struct Config {
     /// How instances run.
     #[serde(default)]
     pub instances: InstancesConfig,
+    /// Per-account quotas.
+    #[serde(default)]
+    pub quotas: QuotasConfig,
 }
 
 impl Config {
@@ -101,6 +105,41 @@ impl Default for InstancesConfig {
             stop_timeout_secs: 30,
             metadata_listen: SocketAddr::from(([169, 254, 169, 254], 80)),
             machine: "q35".into(),
+        }
+    }
+}
+
+/// The `[quotas]` section: limits every account has in every region, EC2's defaults unless set.
+/// Exceeding one is `ResourceLimitExceeded`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    /// Images per account and region (available, pending and disabled). Default 50000.
+    pub images_per_region: u64,
+    /// Public images per account and region. Default 5.
+    pub public_images_per_region: u64,
+    /// Accounts one image may be shared with. Default 1000.
+    pub launch_permission_targets_per_image: u64,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> QuotasConfig {
+        let q = Quotas::default();
+        QuotasConfig {
+            images_per_region: q.images_per_region,
+            public_images_per_region: q.public_images_per_region,
+            launch_permission_targets_per_image: q.launch_permission_targets_per_image,
+        }
+    }
+}
+
+impl QuotasConfig {
+    /// The quotas in core's terms.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            images_per_region: self.images_per_region,
+            public_images_per_region: self.public_images_per_region,
+            launch_permission_targets_per_image: self.launch_permission_targets_per_image,
         }
     }
 }
@@ -353,6 +392,17 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.regions[0].zones.len(), 2);
         assert_eq!(c.declared_accounts().unwrap()[0].access_keys[0].0, "AKIAEXAMPLETEAMA0001");
+    }
+
+    #[test]
+    fn quotas_default_to_ec2s_and_can_be_set() {
+        assert_eq!(Config::default().quotas.quotas(), Quotas::default());
+        let c: Config = toml::from_str("[quotas]\nimages_per_region = 2\npublic_images_per_region = 0").unwrap();
+        let q = c.quotas.quotas();
+        assert_eq!((q.images_per_region, q.public_images_per_region), (2, 0));
+        assert_eq!(q.launch_permission_targets_per_image, 1000);
+        assert!(toml::from_str::<Config>("[quotas]\nimages = 2").is_err());
+        assert!(toml::from_str::<Config>("[quotas]\nimages_per_region = -1").is_err());
     }
 
     #[test]

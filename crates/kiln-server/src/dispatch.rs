@@ -355,6 +355,12 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             kiln.cancel_image_launch_permission(ctx, image_id)?;
             w.bool("return", true);
         }
+        Ec2Action::DescribeImageReferences { image_ids, include_all_resource_types, resource_types, page } => {
+            let (refs, next) =
+                kiln.describe_image_references(ctx, image_ids, *include_all_resource_types, resource_types, page)?;
+            w.list("imageReferenceSet", &refs, render::image_reference);
+            next_token(&mut w, &next);
+        }
         Ec2Action::EnableImageBlockPublicAccess { state } => {
             let state = kiln.set_image_block_public_access(ctx, Some(state))?;
             render::image_block_public_access(&mut w, &state, false);

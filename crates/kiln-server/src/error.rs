@@ -179,6 +179,7 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::ImageNameMalformed(_) => w(400, "InvalidAMIName.Malformed", m),
         CoreError::InvalidBlockDeviceMapping(_) => w(400, "InvalidBlockDeviceMapping", m),
         CoreError::ImageUnavailable(_) => w(400, "InvalidAMIID.Unavailable", m),
+        CoreError::ResourceLimitExceeded(_) => w(400, "ResourceLimitExceeded", m),
         CoreError::Meta(_) | CoreError::Internal(_) | CoreError::Storage(_) => {
             w(500, "InternalError", "An internal error has occurred")
         }
@@ -229,6 +230,10 @@ mod tests {
         assert_eq!(
             to_wire(&ApiError::Core(CoreError::OperationNotPermitted("x".into()))).code,
             "OperationNotPermitted"
+        );
+        assert_eq!(
+            to_wire(&ApiError::Core(CoreError::ResourceLimitExceeded("quota".into()))),
+            w(400, "ResourceLimitExceeded", "quota")
         );
     }
 

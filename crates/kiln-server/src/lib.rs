@@ -35,7 +35,8 @@ pub fn open(config: &Config) -> anyhow::Result<(Arc<Kiln>, Option<NewAccount>)> 
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir.join(META_FILE)).context("opening the metadata store")?;
     let kiln =
-        Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host(), &config.data_dir);
+        Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host(), &config.data_dir)
+            .with_quotas(config.quotas.quotas());
     let admin = kiln.bootstrap(&config.declared_accounts()?).context("applying configured accounts")?;
     Ok((Arc::new(kiln), admin))
 }

@@ -470,6 +470,17 @@ pub struct CopyImageSpec {
     pub client_token: Option<String>,
 }
 
+/// One `ResourceType.N` of `DescribeImageReferences`: a resource type to check and the
+/// options that narrow it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceTypeRequest {
+    /// `ec2:Instance`, `ec2:LaunchTemplate`, `ssm:Parameter`, `imagebuilder:ImageRecipe` or
+    /// `imagebuilder:ContainerRecipe`.
+    pub resource_type: String,
+    /// `ResourceTypeOption.N`: an option name (`state-name`, `version-depth`) and its values.
+    pub options: Vec<(String, Vec<String>)>,
+}
+
 /// What `ModifyInstanceAttribute` changes; exactly one field is set.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InstanceChange {

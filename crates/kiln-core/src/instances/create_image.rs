@@ -45,6 +45,7 @@ impl Kiln {
         if let Some(existing) = item::by_name::<ImageData>(txn.as_mut(), ctx, "", &spec.name)? {
             return Err(CoreError::ImageNameDuplicate { name: spec.name.clone(), existing: existing.id });
         }
+        crate::quotas::check_new_images(txn.as_mut(), &self.quotas, ctx, 1)?;
         let source = item::get_in_region::<ImageData>(txn.as_mut(), ctx, &inst.data.image_id).ok();
 
         let mut image = Item::new(

@@ -1,15 +1,18 @@
 //! Decoding of the image and snapshot lifecycle actions: block public access, deprecation,
-//! disabling, deregistration protection and cancelling a share.
+//! disabling, deregistration protection, cancelling a share, and the references that keep an
+//! image in use.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use kiln_types::ResourceTypeRequest;
 
-use super::Ec2Action;
+use super::{page, Ec2Action};
 use crate::params::Params;
 use crate::ProtocolError;
 
 /// The actions this module decodes.
 pub(super) const ACTIONS: &[&str] = &[
     "CancelImageLaunchPermission",
+    "DescribeImageReferences",
     "DisableImage",
     "DisableImageBlockPublicAccess",
     "DisableImageDeprecation",
@@ -29,6 +32,7 @@ pub(super) fn parse(name: &str, p: &Params) -> Result<Ec2Action, ProtocolError> 
     let image_id = || p.required("ImageId").map(str::to_string);
     Ok(match name {
         "CancelImageLaunchPermission" => Ec2Action::CancelImageLaunchPermission { image_id: image_id()? },
+        "DescribeImageReferences" => image_references(p)?,
         "EnableImageBlockPublicAccess" => {
             Ec2Action::EnableImageBlockPublicAccess { state: p.required("ImageBlockPublicAccessState")?.to_string() }
         }
@@ -53,6 +57,57 @@ pub(super) fn parse(name: &str, p: &Params) -> Result<Ec2Action, ProtocolError> 
             Ec2Action::DisableImageDeregistrationProtection { image_id: image_id()? }
         }
         other => return Err(ProtocolError::InvalidAction(other.to_string())),
+    })
+}
+
+/// The most image ids one `DescribeImageReferences` call may name.
+const MAX_REFERENCED_IMAGES: usize = 10;
+
+/// `DescribeImageReferences`: `ImageId.N` (1 to 10), `IncludeAllResourceTypes`,
+/// `ResourceType.N.ResourceType` with `ResourceType.N.ResourceTypeOption.M.OptionName` /
+/// `.OptionValue.K`, and pagination. One of the first two must ask for something.
+fn image_references(p: &Params) -> Result<Ec2Action, ProtocolError> {
+    let image_ids = p.strings("ImageId")?;
+    if image_ids.is_empty() {
+        return Err(ProtocolError::MissingParameter("ImageId".into()));
+    }
+    if image_ids.len() > MAX_REFERENCED_IMAGES {
+        return Err(ProtocolError::InvalidValue {
+            param: "ImageId".into(),
+            value: image_ids.len().to_string(),
+            reason: format!("at most {MAX_REFERENCED_IMAGES} image ids may be checked at once"),
+        });
+    }
+    let resource_types = p
+        .structs("ResourceType")?
+        .iter()
+        .map(|t| {
+            let options = t
+                .structs("ResourceTypeOption")?
+                .iter()
+                .map(|o| {
+                    let name = o.get("OptionName").filter(|n| !n.is_empty()).ok_or_else(|| {
+                        ProtocolError::MissingParameter("ResourceType.N.ResourceTypeOption.N.OptionName".into())
+                    })?;
+                    Ok((name.to_string(), o.strings("OptionValue")?))
+                })
+                .collect::<Result<Vec<_>, ProtocolError>>()?;
+            let resource_type = t
+                .get("ResourceType")
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ProtocolError::MissingParameter("ResourceType.N.ResourceType".into()))?;
+            Ok(ResourceTypeRequest { resource_type: resource_type.to_string(), options })
+        })
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
+    let include_all_resource_types = p.bool("IncludeAllResourceTypes")?.unwrap_or(false);
+    if !include_all_resource_types && resource_types.is_empty() {
+        return Err(ProtocolError::MissingParameter("IncludeAllResourceTypes or ResourceType".into()));
+    }
+    Ok(Ec2Action::DescribeImageReferences {
+        image_ids,
+        include_all_resource_types,
+        resource_types,
+        page: page(p, 5, 1000)?,
     })
 }
 
@@ -121,6 +176,64 @@ mod tests {
         assert_eq!(
             parse_query("Action=EnableImageDeprecation&ImageId=ami-1"),
             Err(ProtocolError::MissingParameter("DeprecateAt".into()))
+        );
+    }
+
+    #[test]
+    fn image_references_decode_botocore_shapes() {
+        let got = parse_query(
+            "Action=DescribeImageReferences&ImageId.1=ami-1&ImageId.2=ami-2&IncludeAllResourceTypes=true\
+             &ResourceType.1.ResourceType=ec2:Instance&ResourceType.1.ResourceTypeOption.1.OptionName=state-name\
+             &ResourceType.1.ResourceTypeOption.1.OptionValue.1=running\
+             &ResourceType.1.ResourceTypeOption.1.OptionValue.2=stopped\
+             &ResourceType.2.ResourceType=ssm:Parameter&MaxResults=5&NextToken=abc",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            Ec2Action::DescribeImageReferences {
+                image_ids: vec!["ami-1".into(), "ami-2".into()],
+                include_all_resource_types: true,
+                resource_types: vec![
+                    ResourceTypeRequest {
+                        resource_type: "ec2:Instance".into(),
+                        options: vec![("state-name".into(), vec!["running".into(), "stopped".into()])],
+                    },
+                    ResourceTypeRequest { resource_type: "ssm:Parameter".into(), options: vec![] },
+                ],
+                page: kiln_types::Page { max_results: Some(5), next_token: Some("abc".into()) },
+            }
+        );
+    }
+
+    #[test]
+    fn image_references_need_images_and_something_to_check() {
+        assert_eq!(
+            parse_query("Action=DescribeImageReferences&IncludeAllResourceTypes=true"),
+            Err(ProtocolError::MissingParameter("ImageId".into()))
+        );
+        assert_eq!(
+            parse_query("Action=DescribeImageReferences&ImageId.1=ami-1"),
+            Err(ProtocolError::MissingParameter("IncludeAllResourceTypes or ResourceType".into()))
+        );
+        assert_eq!(
+            parse_query("Action=DescribeImageReferences&ImageId.1=ami-1&IncludeAllResourceTypes=false"),
+            Err(ProtocolError::MissingParameter("IncludeAllResourceTypes or ResourceType".into()))
+        );
+        let eleven: String = (1..=11).map(|n| format!("&ImageId.{n}=ami-{n}")).collect();
+        assert!(matches!(
+            parse_query(&format!("Action=DescribeImageReferences&IncludeAllResourceTypes=true{eleven}")),
+            Err(ProtocolError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            parse_query("Action=DescribeImageReferences&ImageId.1=ami-1&IncludeAllResourceTypes=true&MaxResults=4"),
+            Err(ProtocolError::InvalidValue { .. })
+        ));
+        assert_eq!(
+            parse_query(
+                "Action=DescribeImageReferences&ImageId.1=ami-1&ResourceType.1.ResourceTypeOption.1.OptionName=x"
+            ),
+            Err(ProtocolError::MissingParameter("ResourceType.N.ResourceType".into()))
         );
     }
 

@@ -3,7 +3,7 @@
 use base64::Engine;
 use kiln_types::{
     CidrPeer, CopyImageSpec, CreateImageSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange, IpPermission, Page,
-    RegisterImageSpec, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
+    RegisterImageSpec, ResourceTypeRequest, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
 };
 
 pub mod compute;
@@ -208,6 +208,12 @@ pub enum Ec2Action {
     CancelImageLaunchPermission {
         image_id: String,
     },
+    DescribeImageReferences {
+        image_ids: Vec<String>,
+        include_all_resource_types: bool,
+        resource_types: Vec<ResourceTypeRequest>,
+        page: Page,
+    },
     EnableImageBlockPublicAccess {
         state: String,
     },
@@ -345,6 +351,7 @@ impl Ec2Action {
             Ec2Action::ModifyImageAttribute(_) => "ModifyImageAttribute",
             Ec2Action::ResetImageAttribute { .. } => "ResetImageAttribute",
             Ec2Action::CancelImageLaunchPermission { .. } => "CancelImageLaunchPermission",
+            Ec2Action::DescribeImageReferences { .. } => "DescribeImageReferences",
             Ec2Action::EnableImageBlockPublicAccess { .. } => "EnableImageBlockPublicAccess",
             Ec2Action::DisableImageBlockPublicAccess => "DisableImageBlockPublicAccess",
             Ec2Action::GetImageBlockPublicAccessState => "GetImageBlockPublicAccessState",
@@ -398,6 +405,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "DescribeAccountAttributes",
     "DescribeAvailabilityZones",
     "DescribeImageAttribute",
+    "DescribeImageReferences",
     "DescribeImages",
     "DescribeInstanceAttribute",
     "DescribeInstanceStatus",

@@ -1,5 +1,6 @@
 //! Image lifecycle fields and block public access states to EC2 XML.
 
+use kiln_core::image_references::ImageReference;
 use kiln_core::lifecycle::ImageLifecycle;
 use kiln_ec2::xml::XmlWriter;
 
@@ -25,4 +26,9 @@ pub fn snapshot_block_public_access(w: &mut XmlWriter, state: &str, with_manager
     if with_manager {
         w.text("managedBy", "account");
     }
+}
+
+/// One `ImageReference` of `DescribeImageReferences`.
+pub fn image_reference(w: &mut XmlWriter, r: &ImageReference) {
+    w.text("imageId", &r.image_id).text("resourceType", r.resource_type).text("arn", &r.arn);
 }
