@@ -225,9 +225,9 @@ def test_real_but_unbuilt_action_is_unsupported_operation(ec2):
     assert error_code(e) == "UnsupportedOperation"
     assert "AllocateAddress" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
-        ec2().describe_instances()
+        ec2().describe_addresses()
     assert error_code(e) == "UnsupportedOperation"
-    assert "DescribeInstances" in e.value.response["Error"]["Message"]
+    assert "DescribeAddresses" in e.value.response["Error"]["Message"]
 
 
 def test_missing_parameter(server):
