@@ -118,6 +118,28 @@ impl ChunkStore {
         Ok(Inserted::Written { stored_size: file.len() as u64 })
     }
 
+    /// Copies chunk `id` from `source` (another region's store) unless this store has it,
+    /// returning the bytes written (0 when present). The source file is verified (decoded and
+    /// hashed, a corrupt one quarantined) and then stored as it is: copies between regions skip
+    /// re-compressing, which is most of the cost of writing a chunk. Call with an
+    /// [`InsertGuard`] held.
+    pub fn copy_from(&self, source: &ChunkStore, id: &ChunkId) -> Result<u64, ChunkError> {
+        if self.backend.stat(id)?.is_some() {
+            return Ok(0);
+        }
+        let file = source.backend.get(id)?.ok_or(ChunkError::NotFound { id: *id })?;
+        if decode_chunk(id, &file).is_ok() {
+            self.backend.put(id, &file)?;
+            return Ok(file.len() as u64);
+        }
+        // A corrupt source file: `read` quarantines it, or finds a good copy written since.
+        let block = source.read(id)?;
+        match self.insert_known(id, &block)? {
+            Inserted::Written { stored_size } => Ok(stored_size),
+            Inserted::AlreadyPresent => Ok(0),
+        }
+    }
+
     /// The block stored under `id`, verified against its id. A chunk that fails verification
     /// is moved to quarantine and reported as [`ChunkError::Corrupt`]; it is never returned.
     pub fn read(&self, id: &ChunkId) -> Result<Vec<u8>, ChunkError> {

@@ -257,3 +257,26 @@ fn concurrent_sweeps_never_delete_a_chunk_referenced_under_the_guard() {
     let deleted = sweeper.join().unwrap();
     assert!(deleted > 0, "the sweeper should have had work to do");
 }
+
+#[test]
+fn copies_between_stores_move_the_stored_file_once_and_never_a_corrupt_one() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, source) = local_store(a_dir.path());
+    let (_, dest) = local_store(b_dir.path());
+    let text = source.insert(&text_block(7)).unwrap().unwrap();
+    let size = source.stored_size(&text).unwrap().unwrap();
+    let _guard = dest.insert_guard();
+    assert_eq!(dest.copy_from(&source, &text).unwrap(), size, "the compressed file moves as it is");
+    assert_eq!(dest.read(&text).unwrap(), text_block(7));
+    assert_eq!(dest.copy_from(&source, &text).unwrap(), 0, "a chunk already there moves nothing");
+
+    // A corrupt source chunk is quarantined and never copied.
+    let random = source.insert(&random_block(8)).unwrap().unwrap();
+    let path = files_under(a_dir.path()).into_iter().find(|p| p.ends_with(random.to_string())).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(matches!(dest.copy_from(&source, &random), Err(ChunkError::Corrupt { .. })));
+    assert!(!dest.contains(&random).unwrap());
+}

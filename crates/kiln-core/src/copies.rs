@@ -279,11 +279,7 @@ impl Kiln {
         let total = distinct.len().max(1);
         for (n, id) in distinct.iter().enumerate() {
             // Same region, a parent copied before, or an earlier run of this job: nothing moves.
-            if !dest_store.contains(id).map_err(|e| CoreError::Storage(e.to_string()))? {
-                let block = source_store.read(id).map_err(|e| CoreError::Storage(e.to_string()))?;
-                dest_store.insert_known(id, &block).map_err(|e| CoreError::Storage(e.to_string()))?;
-                moved += dest_store.stored_size(id).map_err(|e| CoreError::Storage(e.to_string()))?.unwrap_or(0);
-            }
+            moved += dest_store.copy_from(&source_store, id).map_err(|e| CoreError::Storage(e.to_string()))?;
             if n % 64 == 63 {
                 self.set_copy_progress(snapshot_id, ((n + 1) * 100 / total) as u8)?;
             }
