@@ -373,7 +373,12 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let image = self.owned_image(txn.as_mut(), ctx, id)?;
         crate::lifecycle::check_deregistration(&image)?;
-        txn.delete(&image.id)?;
+        match self.retention_secs(txn.as_mut(), &image.account, &image.region, ResourceKind::Image, &image.tags)? {
+            Some(secs) => self.bin_record(txn.as_mut(), image.to_record()?, secs)?,
+            None => {
+                txn.delete(&image.id)?;
+            }
+        }
         let mut results = Vec::new();
         let mut dropped = Vec::new();
         if delete_snapshots {
@@ -385,11 +390,14 @@ impl Kiln {
                 let outcome = match item::get::<SnapshotData>(txn.as_mut(), ctx, &sid) {
                     Err(_) => Err("The snapshot is not owned by the image's owner.".to_string()),
                     Ok(snap) if snap.data.state == "pending" => Err("The snapshot is still pending.".to_string()),
-                    Ok(snap) => match image_using_snapshot(txn.as_mut(), &snap.region, &sid)? {
+                    Ok(snap) => match image_using_snapshot(txn.as_mut(), &snap.region, &sid)?.or(
+                        crate::recycle_bin::binned_image_using_snapshot(txn.as_mut(), &snap.region, &sid, &image.id)?,
+                    ) {
                         Some(other) => Err(format!("The snapshot is in use by {other}.")),
                         None => {
-                            self.drop_snapshot(txn.as_mut(), &snap)?;
-                            dropped.push(snap);
+                            if !self.remove_snapshot(txn.as_mut(), &snap)? {
+                                dropped.push(snap);
+                            }
                             Ok(())
                         }
                     },

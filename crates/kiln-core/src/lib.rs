@@ -25,6 +25,7 @@ pub mod network;
 pub mod page;
 pub mod provided;
 pub mod quotas;
+pub mod recycle_bin;
 pub mod regions;
 pub mod security_groups;
 pub mod snapshots;
@@ -73,6 +74,8 @@ pub struct Kiln {
     pub compute: instances::Compute,
     /// Per-account quotas (EC2's defaults unless configured).
     pub quotas: quotas::Quotas,
+    /// Length of one Recycle Bin retention day, seconds (86400 but in tests).
+    pub recycle_bin_day_secs: u64,
 }
 
 impl Kiln {
@@ -92,12 +95,19 @@ impl Kiln {
             storage: storage::Storage::new(data_dir),
             compute: instances::Compute::default(),
             quotas: quotas::Quotas::default(),
+            recycle_bin_day_secs: recycle_bin::DAY_SECS,
         }
     }
 
     /// The service with these quotas instead of EC2's defaults.
     pub fn with_quotas(mut self, quotas: quotas::Quotas) -> Self {
         self.quotas = quotas;
+        self
+    }
+
+    /// The service with Recycle Bin retention days of this many seconds.
+    pub fn with_recycle_bin_day_secs(mut self, secs: u64) -> Self {
+        self.recycle_bin_day_secs = secs.max(1);
         self
     }
 

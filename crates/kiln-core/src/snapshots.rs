@@ -342,16 +342,37 @@ impl Kiln {
     pub fn delete_snapshot(&self, ctx: &Ctx, id: &str) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         let snap = item::get::<SnapshotData>(txn.as_mut(), ctx, id)?;
-        if let Some(image) = crate::images::image_using_snapshot(txn.as_mut(), &snap.region, id)? {
+        let user = match crate::images::image_using_snapshot(txn.as_mut(), &snap.region, id)? {
+            Some(image) => Some(image),
+            None => crate::recycle_bin::binned_image_using_snapshot(txn.as_mut(), &snap.region, id, "")?,
+        };
+        if let Some(image) = user {
             return Err(CoreError::SnapshotInUse { snapshot: id.to_string(), image });
         }
         if snap.data.state == "pending" {
             return Err(CoreError::IncorrectState(format!("Snapshot '{id}' is still pending.")));
         }
-        self.drop_snapshot(txn.as_mut(), &snap)?;
+        let binned = self.remove_snapshot(txn.as_mut(), &snap)?;
         txn.commit()?;
-        self.release_base(&snap.region, &snap.id);
+        if !binned {
+            self.release_base(&snap.region, &snap.id);
+        }
         Ok(())
+    }
+
+    /// Deletes a snapshot inside `txn`: into the Recycle Bin when a retention rule applies
+    /// (true; its index and chunk references stay), else for good (false).
+    pub(crate) fn remove_snapshot(&self, txn: &mut dyn MetaTxn, snap: &Item<SnapshotData>) -> CoreResult<bool> {
+        match self.retention_secs(txn, &snap.account, &snap.region, ResourceKind::Snapshot, &snap.tags)? {
+            Some(secs) => {
+                self.bin_record(txn, snap.to_record()?, secs)?;
+                Ok(true)
+            }
+            None => {
+                self.drop_snapshot(txn, snap)?;
+                Ok(false)
+            }
+        }
     }
 
     /// Removes a snapshot's materialised base once the snapshot is gone and no volume in the

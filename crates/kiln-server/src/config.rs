@@ -47,6 +47,9 @@ pub struct Config {
     /// How often garbage collection runs, seconds. Default 600.
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
+    /// Length of one Recycle Bin retention day, seconds. Default 86400; tests shorten it.
+    #[serde(default = "default_recycle_bin_day")]
+    pub recycle_bin_day_secs: u64,
     /// Provided images to build and publish at start-up (`minimal`, `debian-12`). Default
     /// `["minimal"]`;
     /// `[]` turns it off (a machine without access to Debian's packages, or tests).
@@ -150,6 +153,10 @@ fn default_provided_images() -> Vec<String> {
 
 fn default_gc_grace() -> u64 {
     3600
+}
+
+fn default_recycle_bin_day() -> u64 {
+    kiln_core::recycle_bin::DAY_SECS
 }
 
 fn default_gc_interval() -> u64 {
@@ -263,6 +270,9 @@ impl Config {
             if !kiln_images::IMAGE_NAMES.contains(&name.as_str()) {
                 bail!("unknown provided image {name:?}; Kiln provides: {}", kiln_images::IMAGE_NAMES.join(", "));
             }
+        }
+        if self.recycle_bin_day_secs == 0 {
+            bail!("recycle_bin_day_secs must be at least 1");
         }
         if !matches!(self.instances.network.as_str(), "auto" | "tap" | "none") {
             bail!("[instances] network must be auto, tap or none, not {:?}", self.instances.network);

@@ -324,6 +324,48 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
                 });
             }
         }
+        Ec2Action::ListImagesInRecycleBin { image_ids, page } => {
+            let (items, next) = kiln.list_images_in_recycle_bin(ctx, image_ids, page)?;
+            let images = items.iter().map(|b| Ok((b.image()?, b))).collect::<Result<Vec<_>, kiln_core::CoreError>>()?;
+            w.list("imageSet", &images, |w, (image, b)| {
+                w.text("imageId", &image.id)
+                    .opt("name", image.name.as_deref())
+                    .opt("description", image.data.description.as_deref())
+                    .text("recycleBinEnterTime", &b.enter_time())
+                    .text("recycleBinExitTime", &b.exit_time());
+            });
+            next_token(&mut w, &next);
+        }
+        Ec2Action::ListSnapshotsInRecycleBin { snapshot_ids, page } => {
+            let (items, next) = kiln.list_snapshots_in_recycle_bin(ctx, snapshot_ids, page)?;
+            let snaps =
+                items.iter().map(|b| Ok((b.snapshot()?, b))).collect::<Result<Vec<_>, kiln_core::CoreError>>()?;
+            w.list("snapshotSet", &snaps, |w, (snap, b)| {
+                w.text("snapshotId", &snap.id)
+                    .text("recycleBinEnterTime", &b.enter_time())
+                    .text("recycleBinExitTime", &b.exit_time())
+                    .text("description", &snap.data.description)
+                    .text("volumeId", &snap.data.volume_id);
+            });
+            next_token(&mut w, &next);
+        }
+        Ec2Action::RestoreImageFromRecycleBin { image_id } => {
+            kiln.restore_image_from_recycle_bin(ctx, image_id)?;
+            w.bool("return", true);
+        }
+        Ec2Action::RestoreSnapshotFromRecycleBin { snapshot_id } => {
+            let s = kiln.restore_snapshot_from_recycle_bin(ctx, snapshot_id)?;
+            let d = &s.data;
+            w.text("snapshotId", &s.id)
+                .text("description", &d.description)
+                .bool("encrypted", d.encrypted)
+                .text("ownerId", &s.account)
+                .text("progress", &format!("{}%", d.progress))
+                .text("startTime", &d.start_time)
+                .text("status", &d.state)
+                .text("volumeId", &d.volume_id)
+                .text("volumeSize", &d.volume_size.to_string());
+        }
         Ec2Action::DescribeImageAttribute { image_id, attribute } => {
             let image = kiln.image_for_attribute(ctx, image_id, attribute)?;
             w.text("imageId", &image.id);

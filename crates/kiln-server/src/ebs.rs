@@ -116,10 +116,10 @@ fn bad(m: impl Into<String>) -> ApiError {
 }
 
 /// Everything a handler needs from the request, read and authenticated.
-struct Call {
-    ctx: Ctx,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Call {
+    pub(crate) ctx: Ctx,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// Reads the body, verifies SigV4 for service `ebs`, then runs `f` on a blocking thread.
@@ -131,8 +131,28 @@ async fn run(
     body: Body,
     f: impl FnOnce(&Kiln, Call) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
+    run_as("ebs", error_response, state, method, uri, headers, body, f).await
+}
+
+/// Reads, authenticates (SigV4 service `service`) and runs one REST-JSON request on a
+/// blocking thread; errors become `on_error`'s response.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_as<F>(
+    service: &'static str,
+    on_error: fn(&ApiError, &str) -> Response,
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    f: F,
+) -> Response
+where
+    F: FnOnce(&Kiln, Call) -> Result<Response, ApiError> + Send + 'static,
+{
     let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("ebs", id = %request_id, path = %uri.path(), account = tracing::field::Empty);
+    let span =
+        tracing::info_span!("rest", service, id = %request_id, path = %uri.path(), account = tracing::field::Empty);
     let rid = request_id.clone();
     async move {
         let result = async {
@@ -152,7 +172,7 @@ async fn run(
                     headers: &pairs,
                     body: &body,
                 };
-                let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), "ebs")?;
+                let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), service)?;
                 span.record("account", ctx.account.as_str());
                 f(&state.kiln, Call { ctx, headers, body })
             })
@@ -162,14 +182,14 @@ async fn run(
         .await;
         match result {
             Ok(r) => r,
-            Err(e) => error_response(&e, &rid),
+            Err(e) => on_error(&e, &rid),
         }
     }
     .instrument(span)
     .await
 }
 
-fn json_response(status: StatusCode, v: Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: Value) -> Response {
     let mut resp = (status, v.to_string()).into_response();
     resp.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
     resp

@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_kiln/health", get(|| async { "ok" }))
         .merge(crate::ebs::routes())
+        .merge(crate::rbin::routes())
         .fallback(handle)
         .with_state(state)
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod imds;
 pub mod netadapter;
+pub mod rbin;
 pub mod render;
 
 use std::io::Write;
@@ -36,7 +37,8 @@ pub fn open(config: &Config) -> anyhow::Result<(Arc<Kiln>, Option<NewAccount>)> 
     let store = SqliteStore::open(&config.data_dir.join(META_FILE)).context("opening the metadata store")?;
     let kiln =
         Kiln::new(Arc::new(store), config.region_specs(), config.catalogue(), config.endpoint_host(), &config.data_dir)
-            .with_quotas(config.quotas.quotas());
+            .with_quotas(config.quotas.quotas())
+            .with_recycle_bin_day_secs(config.recycle_bin_day_secs);
     let admin = kiln.bootstrap(&config.declared_accounts()?).context("applying configured accounts")?;
     Ok((Arc::new(kiln), admin))
 }
@@ -199,8 +201,11 @@ fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
+        // The Recycle Bin is purged at start-up and before every collection.
+        purge_recycle_bin(&kiln).await;
         loop {
             ticker.tick().await;
+            purge_recycle_bin(&kiln).await;
             for region in &regions {
                 let kiln = Arc::clone(&kiln);
                 let region = region.clone();
@@ -216,6 +221,15 @@ fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
             }
         }
     });
+}
+
+async fn purge_recycle_bin(kiln: &Arc<Kiln>) {
+    let kiln = Arc::clone(kiln);
+    match tokio::task::spawn_blocking(move || kiln.purge_recycle_bin()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "recycle bin purge failed"),
+        Err(e) => tracing::warn!(error = %e, "recycle bin purge task failed"),
+    }
 }
 
 async fn shutdown_signal() {

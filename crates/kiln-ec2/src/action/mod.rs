@@ -8,6 +8,7 @@ use kiln_types::{
 
 pub mod compute;
 mod lifecycle;
+mod recycle;
 pub mod storage;
 
 use crate::params::Params;
@@ -196,6 +197,20 @@ pub enum Ec2Action {
         image_id: String,
         delete_associated_snapshots: bool,
     },
+    ListImagesInRecycleBin {
+        image_ids: Vec<String>,
+        page: Page,
+    },
+    ListSnapshotsInRecycleBin {
+        snapshot_ids: Vec<String>,
+        page: Page,
+    },
+    RestoreImageFromRecycleBin {
+        image_id: String,
+    },
+    RestoreSnapshotFromRecycleBin {
+        snapshot_id: String,
+    },
     DescribeImageAttribute {
         image_id: String,
         attribute: String,
@@ -347,6 +362,10 @@ impl Ec2Action {
             Ec2Action::RegisterImage(_) => "RegisterImage",
             Ec2Action::DescribeImages { .. } => "DescribeImages",
             Ec2Action::DeregisterImage { .. } => "DeregisterImage",
+            Ec2Action::ListImagesInRecycleBin { .. } => "ListImagesInRecycleBin",
+            Ec2Action::ListSnapshotsInRecycleBin { .. } => "ListSnapshotsInRecycleBin",
+            Ec2Action::RestoreImageFromRecycleBin { .. } => "RestoreImageFromRecycleBin",
+            Ec2Action::RestoreSnapshotFromRecycleBin { .. } => "RestoreSnapshotFromRecycleBin",
             Ec2Action::DescribeImageAttribute { .. } => "DescribeImageAttribute",
             Ec2Action::ModifyImageAttribute(_) => "ModifyImageAttribute",
             Ec2Action::ResetImageAttribute { .. } => "ResetImageAttribute",
@@ -439,6 +458,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "GetImageBlockPublicAccessState",
     "GetSnapshotBlockPublicAccessState",
     "ImportKeyPair",
+    "ListImagesInRecycleBin",
+    "ListSnapshotsInRecycleBin",
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
     "ModifySnapshotAttribute",
@@ -447,6 +468,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "RegisterImage",
     "ResetImageAttribute",
     "ResetSnapshotAttribute",
+    "RestoreImageFromRecycleBin",
+    "RestoreSnapshotFromRecycleBin",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
     "RunInstances",
@@ -860,6 +883,7 @@ impl Ec2Request {
                 attribute: p.required("Attribute")?.to_string(),
             },
             name if lifecycle::ACTIONS.contains(&name) => lifecycle::parse(name, p)?,
+            name if recycle::ACTIONS.contains(&name) => recycle::parse(name, p)?,
             other if known_actions::is_known(other) => return Err(ProtocolError::Unsupported(other.to_string())),
             other => return Err(ProtocolError::InvalidAction(other.to_string())),
         };
