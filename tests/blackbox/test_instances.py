@@ -425,6 +425,24 @@ def test_guest_poweroff_follows_the_shutdown_behavior(vm, minimal):
     wait_state(ec2, [stops], "terminated")
 
 
+def test_a_server_restart_brings_running_instances_back(vm, minimal):
+    """Stopping Kiln leaves no QEMU behind; starting it launches what was running again from
+    its disk, and the console log spans both boots."""
+    ec2 = vm.client("a")
+    iid = ec2.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    wait_console(ec2, iid, "KILN-GUEST-READY")
+    pid = int((vm.data_dir / "instances" / iid / "qemu.pid").read_text())
+    vm.stop()
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10, what="QEMU to be gone with the server")
+    vm.start()
+    ec2 = vm.client("a")
+    wait_state(ec2, [iid], "running")
+    wait_until(lambda: console(ec2, iid).count("KILN-GUEST-READY") >= 2, timeout=120, interval=0.5,
+               what="the instance to boot again")
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, [iid], "terminated")
+
+
 def test_killed_qemu_is_noticed(vm, pet):
     """Runs last among the pet's tests: a QEMU killed behind Kiln's back stops the instance."""
     ec2 = vm.client("a")

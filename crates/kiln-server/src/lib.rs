@@ -90,11 +90,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     spawn_garbage_collector(Arc::clone(&kiln), &config);
     spawn_provided_images(Arc::clone(&kiln), &config);
-    let state = Arc::new(http::AppState { kiln, max_body_bytes: config.max_body_bytes });
+    let state = Arc::new(http::AppState { kiln: Arc::clone(&kiln), max_body_bytes: config.max_body_bytes });
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    kiln.shutdown_instances();
     info!("stopped");
     Ok(())
 }

@@ -108,6 +108,8 @@ pub struct Runtime {
     vms: Mutex<HashMap<String, VmHandle>>,
     /// Serialises reading boot files out of images.
     boot_files: Mutex<()>,
+    /// Set when the server shuts down: the reconciler stops recording what VMs do.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Hot-plugged volumes per VM.
     pub(crate) slots: super::hotplug::Slots,
     /// Serialises lifecycle decisions (launch hand-off, stop, start, terminate) so a record and
@@ -288,6 +290,7 @@ impl Kiln {
             vms: Mutex::new(HashMap::new()),
             slots: Default::default(),
             boot_files: Mutex::new(()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             lifecycle: Mutex::new(()),
         });
         if self.compute.runtime.set(Arc::clone(&runtime)).is_err() {
@@ -775,6 +778,20 @@ impl Kiln {
         ids.iter().map(|id| item::get::<InstanceData>(txn.as_mut(), ctx, id)).collect()
     }
 
+    /// Server shutdown: stops recording VM state, then kills every QEMU. The records keep
+    /// their state, so the next start launches the instances that were running again from
+    /// their disks (as after a host restart); nothing is left running without its owner.
+    pub fn shutdown_instances(&self) {
+        let Ok(runtime) = self.compute.runtime() else { return };
+        runtime.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let handles: Vec<VmHandle> = runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for handle in handles {
+            if let Some(pid) = handle.status().qemu_pid {
+                let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+        }
+    }
+
     /// The running VM of an instance, for `CreateImage` and volume hot-plug.
     pub(crate) fn vm_of(&self, id: &str) -> Option<VmHandle> {
         self.compute.runtime().ok()?.handle(id)
@@ -784,6 +801,9 @@ impl Kiln {
     /// ended, and forgets terminated instances past their retention.
     fn reconcile(&self) -> CoreResult<()> {
         let runtime = self.compute.runtime()?;
+        if runtime.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let handles: Vec<(String, VmHandle)> =
             runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (id, handle) in handles {

@@ -360,7 +360,8 @@ pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
         .opt("-pidfile", &spec.pidfile)
         .opt("-chardev", Opts::new("socket,id=qmp").kv("path", &spec.qmp_socket).kv("server", "on").kv("wait", "off").0)
         .opt("-mon", "chardev=qmp,mode=control")
-        .opt("-chardev", Opts::new("file,id=serial0").kv("path", &spec.serial_log).0)
+        // append: the console log of an instance spans its stops and starts, as on EC2.
+        .opt("-chardev", Opts::new("file,id=serial0").kv("path", &spec.serial_log).kv("append", "on").0)
         .opt("-serial", "chardev:serial0");
 
     if let Some(kernel) = &spec.kernel {

@@ -99,7 +99,7 @@ fn microvm_tcg_boot_with_qcow2_disk_and_user_net() {
         "-mon",
         "chardev=qmp,mode=control",
         "-chardev",
-        "file,id=serial0,path=/run/kiln/i-0123456789abcdef0/console.log",
+        "file,id=serial0,path=/run/kiln/i-0123456789abcdef0/console.log,append=on",
         "-serial",
         "chardev:serial0",
         "-kernel",
@@ -150,7 +150,7 @@ fn q35_kvm_boot_with_two_disks_and_a_tap_nic() {
         "-mon",
         "chardev=qmp,mode=control",
         "-chardev",
-        "file,id=serial0,path=/run/kiln/vm1/console.log",
+        "file,id=serial0,path=/run/kiln/vm1/console.log,append=on",
         "-serial",
         "chardev:serial0",
         "-blockdev",
@@ -217,7 +217,7 @@ fn commas_in_values_are_doubled() {
     spec.smbios_type11 = vec!["k=a,b".into()];
     let argv = args(&spec);
     assert!(argv.iter().any(|a| a.ends_with("file.filename=/data/a,,b.qcow2")), "{argv:?}");
-    assert!(argv.contains(&"file,id=serial0,path=/run/x,,y.log".to_owned()));
+    assert!(argv.contains(&"file,id=serial0,path=/run/x,,y.log,append=on".to_owned()));
     assert!(argv.contains(&"type=11,value=k=a,,b".to_owned()));
 }
 
