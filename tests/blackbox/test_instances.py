@@ -328,12 +328,19 @@ def test_termination_protection(vm, pet):
     ec2.modify_instance_attribute(InstanceId=pet["id"], DisableApiTermination={"Value": False})
 
 
-def test_reboot_and_console(vm, pet):
+def test_reboot_and_console(vm, pet, key):
     ec2 = vm.client("a")
-    boots = console(ec2, pet["id"]).count("KILN-GUEST-READY")
+    # A mark on the console, then a reboot: the ready marker must appear after it. (Counting
+    # markers would not do: GetConsoleOutput returns the last 64 KiB, as EC2 does.)
+    ssh(pet["ip"], key, "echo BEFORE-REBOOT > /dev/console")
+    wait_until(lambda: "BEFORE-REBOOT" in console(ec2, pet["id"]), timeout=20, what="the mark")
     ec2.reboot_instances(InstanceIds=[pet["id"]])
-    wait_until(lambda: console(ec2, pet["id"]).count("KILN-GUEST-READY") > boots, timeout=60, interval=0.5,
-               what="the guest to boot again")
+
+    def booted_again():
+        out = console(ec2, pet["id"])
+        return out.rfind("KILN-GUEST-READY") > out.rfind("BEFORE-REBOOT") >= 0
+
+    wait_until(booted_again, timeout=60, interval=0.5, what="the guest to boot again")
     assert describe(ec2, pet["id"])["State"]["Name"] == "running"
 
 
