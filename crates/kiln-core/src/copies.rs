@@ -281,7 +281,7 @@ impl Kiln {
             // Same region, a parent copied before, or an earlier run of this job: nothing moves.
             moved += dest_store.copy_from(&source_store, id).map_err(|e| CoreError::Storage(e.to_string()))?;
             if n % 64 == 63 {
-                self.set_copy_progress(snapshot_id, ((n + 1) * 100 / total) as u8)?;
+                self.set_snapshot_progress(snapshot_id, ((n + 1) * 100 / total) as u8)?;
             }
         }
         let logical = index.blocks().iter().flatten().count() as u64 * BLOCK_SIZE as u64;
@@ -306,18 +306,6 @@ impl Kiln {
         txn.delete_blob(&job_key(snapshot_id))?;
         txn.commit()?;
         tracing::info!(snapshot = snapshot_id, from = %job.source_region, to = %dest.region, moved, logical, "copy completed");
-        Ok(())
-    }
-
-    fn set_copy_progress(&self, id: &str, pct: u8) -> CoreResult<()> {
-        let mut txn = self.store.begin()?;
-        let Some(rec) = txn.get(id)? else { return Ok(()) };
-        let mut s = Item::<SnapshotData>::from_record(rec)?;
-        if s.data.state == "pending" && pct > s.data.progress {
-            s.data.progress = pct.min(99);
-            s.save(txn.as_mut())?;
-            txn.commit()?;
-        }
         Ok(())
     }
 

@@ -245,7 +245,7 @@ impl Kiln {
         )
     }
 
-    fn set_snapshot_progress(&self, id: &str, pct: u8) -> CoreResult<()> {
+    pub(crate) fn set_snapshot_progress(&self, id: &str, pct: u8) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(id)? else { return Ok(()) };
         let mut s = Item::<SnapshotData>::from_record(rec)?;
