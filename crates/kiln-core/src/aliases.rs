@@ -57,21 +57,13 @@ impl Kiln {
 mod tests {
     use std::sync::Arc;
 
-    use kiln_meta::{MetaStore, SqliteStore};
-
     use super::*;
 
     #[test]
     fn aliases_repoint_atomically_under_concurrent_resolution() {
-        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::in_memory().unwrap());
         let dir = tempfile::tempdir().unwrap();
-        let kiln = Arc::new(Kiln::new(
-            Arc::clone(&store),
-            vec![crate::RegionSpec { name: "us-east-1".into(), zones: vec!["us-east-1a".into()], price_factor: 1.0 }],
-            crate::catalogue::Catalogue::default(),
-            "localhost".into(),
-            dir.path(),
-        ));
+        let kiln = Arc::new(crate::test_support::kiln(dir.path(), &["us-east-1"]));
+        let store = Arc::clone(&kiln.store);
         let ctx = Ctx { account: "111111111111".into(), region: "us-east-1".into() };
         let name = latest("kiln-minimal");
         let alias = format!("{RESOLVE_PREFIX}{name}");

@@ -185,15 +185,10 @@ impl Kiln {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use kiln_meta::SqliteStore;
     use kiln_types::{BlockDeviceMapping, EbsSpec, Grantee, RegisterImageSpec};
 
     use super::*;
-    use crate::catalogue::Catalogue;
-    use crate::snapshots::SnapshotData;
-    use crate::RegionSpec;
 
     const A: &str = "111111111111";
     const B: &str = "222222222222";
@@ -204,35 +199,17 @@ mod tests {
     }
 
     fn kiln(dir: &std::path::Path) -> Kiln {
-        let regions = ["us-east-1", "eu-west-1"]
-            .iter()
-            .map(|r| RegionSpec { name: r.to_string(), zones: vec![format!("{r}a")], price_factor: 1.0 })
-            .collect();
-        Kiln::new(Arc::new(SqliteStore::in_memory().unwrap()), regions, Catalogue::default(), "localhost".into(), dir)
+        crate::test_support::kiln(dir, &["us-east-1", "eu-west-1"])
     }
 
     fn new_image(kiln: &Kiln, owner: &str, name: &str) -> String {
-        let mut txn = kiln.store.begin().unwrap();
-        let mut snap = Item::new(
-            &ctx(owner),
-            None,
-            String::new(),
-            vec![],
-            SnapshotData {
-                volume_id: "vol-ffffffff".into(),
-                volume_size: 1,
-                state: "completed".into(),
-                ..Default::default()
-            },
-        );
-        snap.insert(txn.as_mut()).unwrap();
-        txn.commit().unwrap();
+        let snap = crate::test_support::completed_snapshot(kiln, &ctx(owner));
         let spec = RegisterImageSpec {
             name: name.into(),
             root_device_name: Some("/dev/xvda".into()),
             block_device_mappings: vec![BlockDeviceMapping {
                 device_name: "/dev/xvda".into(),
-                ebs: Some(EbsSpec { snapshot_id: Some(snap.id), ..Default::default() }),
+                ebs: Some(EbsSpec { snapshot_id: Some(snap), ..Default::default() }),
                 ..Default::default()
             }],
             ..Default::default()

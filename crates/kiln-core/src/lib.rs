@@ -31,6 +31,8 @@ pub mod security_groups;
 pub mod snapshots;
 pub mod storage;
 pub mod tags;
+#[cfg(test)]
+mod test_support;
 pub mod volumes;
 
 use std::sync::Arc;

@@ -94,14 +94,12 @@ pub(crate) fn check_launch_permissions(
 mod tests {
     use std::sync::Arc;
 
-    use kiln_meta::SqliteStore;
     use kiln_types::{BlockDeviceMapping, CreateImageSpec, EbsSpec, RegisterImageSpec, ResourceKind};
 
     use super::*;
-    use crate::catalogue::Catalogue;
     use crate::instances::InstanceData;
     use crate::snapshots::SnapshotData;
-    use crate::{Kiln, RegionSpec};
+    use crate::Kiln;
 
     const A: &str = "111111111111";
     const REGION: &str = "us-east-1";
@@ -111,31 +109,7 @@ mod tests {
     }
 
     fn kiln(dir: &std::path::Path, quotas: Quotas) -> Kiln {
-        let regions = ["us-east-1", "eu-west-1"]
-            .iter()
-            .map(|r| RegionSpec { name: r.to_string(), zones: vec![format!("{r}a")], price_factor: 1.0 })
-            .collect();
-        Kiln::new(Arc::new(SqliteStore::in_memory().unwrap()), regions, Catalogue::default(), "localhost".into(), dir)
-            .with_quotas(quotas)
-    }
-
-    fn snapshot(kiln: &Kiln, c: &Ctx) -> String {
-        let mut txn = kiln.store.begin().unwrap();
-        let mut snap = Item::new(
-            c,
-            None,
-            String::new(),
-            vec![],
-            SnapshotData {
-                volume_id: "vol-ffffffff".into(),
-                volume_size: 1,
-                state: "completed".into(),
-                ..Default::default()
-            },
-        );
-        snap.insert(txn.as_mut()).unwrap();
-        txn.commit().unwrap();
-        snap.id
+        crate::test_support::kiln(dir, &["us-east-1", "eu-west-1"]).with_quotas(quotas)
     }
 
     fn register(kiln: &Kiln, c: &Ctx, name: &str) -> CoreResult<String> {
@@ -144,7 +118,10 @@ mod tests {
             root_device_name: Some("/dev/xvda".into()),
             block_device_mappings: vec![BlockDeviceMapping {
                 device_name: "/dev/xvda".into(),
-                ebs: Some(EbsSpec { snapshot_id: Some(snapshot(kiln, c)), ..Default::default() }),
+                ebs: Some(EbsSpec {
+                    snapshot_id: Some(crate::test_support::completed_snapshot(kiln, c)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
             ..Default::default()

@@ -401,14 +401,10 @@ impl Kiln {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use kiln_meta::SqliteStore;
     use kiln_types::{BlockDeviceMapping, EbsSpec, Page, RegisterImageSpec};
 
     use super::*;
-    use crate::catalogue::Catalogue;
-    use crate::RegionSpec;
 
     const A: &str = "111111111111";
 
@@ -417,36 +413,9 @@ mod tests {
     }
 
     fn kiln(dir: &std::path::Path, day_secs: u64) -> Kiln {
-        let regions =
-            vec![RegionSpec { name: "us-east-1".into(), zones: vec!["us-east-1a".into()], price_factor: 1.0 }];
-        let mut k = Kiln::new(
-            Arc::new(SqliteStore::in_memory().unwrap()),
-            regions,
-            Catalogue::default(),
-            "localhost".into(),
-            dir,
-        );
+        let mut k = crate::test_support::kiln(dir, &["us-east-1"]);
         k.recycle_bin_day_secs = day_secs;
         k
-    }
-
-    fn snapshot(kiln: &Kiln) -> String {
-        let mut txn = kiln.store.begin().unwrap();
-        let mut snap = Item::new(
-            &ctx(),
-            None,
-            String::new(),
-            vec![],
-            SnapshotData {
-                volume_id: "vol-ffffffff".into(),
-                volume_size: 1,
-                state: "completed".into(),
-                ..Default::default()
-            },
-        );
-        snap.insert(txn.as_mut()).unwrap();
-        txn.commit().unwrap();
-        snap.id
     }
 
     fn image(kiln: &Kiln, snap: &str) -> String {
@@ -502,7 +471,7 @@ mod tests {
     fn image_bin_restore_and_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let k = kiln(dir.path(), DAY_SECS);
-        let snap = snapshot(&k);
+        let snap = crate::test_support::completed_snapshot(&k, &ctx());
         let id = image(&k, &snap);
         // Without a rule, deregistering deletes.
         k.deregister_image(&ctx(), &id, false).unwrap();
@@ -536,7 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let k = kiln(dir.path(), DAY_SECS);
         k.create_retention_rule(&ctx(), "EBS_SNAPSHOT", 2, "DAYS", None, vec![], vec![]).unwrap();
-        let snap = snapshot(&k);
+        let snap = crate::test_support::completed_snapshot(&k, &ctx());
         k.delete_snapshot(&ctx(), &snap).unwrap();
         let (items, _) = k.list_snapshots_in_recycle_bin(&ctx(), &[], &Page::default()).unwrap();
         assert_eq!(items.len(), 1);

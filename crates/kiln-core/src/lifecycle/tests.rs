@@ -1,12 +1,9 @@
 use std::sync::Arc;
 
 use chrono::TimeZone;
-use kiln_meta::SqliteStore;
 use kiln_types::{BlockDeviceMapping, EbsSpec, Page, RegisterImageSpec};
 
 use super::*;
-use crate::catalogue::Catalogue;
-use crate::RegionSpec;
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";
@@ -28,30 +25,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let regions = vec![RegionSpec { name: REGION.into(), zones: vec!["us-east-1a".into()], price_factor: 1.0 }];
-    let kiln = Kiln::new(store, regions, Catalogue::default(), "localhost".into(), dir.path());
+    let kiln = crate::test_support::kiln(dir.path(), &[REGION]);
     Fixture { kiln: Arc::new(kiln), _dir: dir }
-}
-
-/// A completed snapshot record (no bytes: images only need the record).
-fn snapshot(kiln: &Kiln, owner: &str) -> String {
-    let mut txn = kiln.store.begin().unwrap();
-    let mut snap = Item::new(
-        &ctx(owner),
-        None,
-        String::new(),
-        vec![],
-        SnapshotData {
-            volume_id: "vol-ffffffff".into(),
-            volume_size: 1,
-            state: "completed".into(),
-            ..Default::default()
-        },
-    );
-    snap.insert(txn.as_mut()).unwrap();
-    txn.commit().unwrap();
-    snap.id
 }
 
 fn register(kiln: &Kiln, owner: &str, name: &str, snaps: &[&str]) -> String {
@@ -220,7 +195,7 @@ fn describe_view_hides_deprecated_and_disabled_images() {
 fn a_recipient_cancels_its_own_launch_permission() {
     let f = fixture();
     let k = &f.kiln;
-    let image = register(k, A, "shared-image", &[&snapshot(k, A)]);
+    let image = register(k, A, "shared-image", &[&crate::test_support::completed_snapshot(k, &ctx(A))]);
     share(k, A, &image, Grantee::Account(B.into()));
     share(k, A, &image, Grantee::Account(C.into()));
     assert_eq!(listed(k, B, &[], Include::default()), one(&image));
@@ -241,7 +216,7 @@ fn a_recipient_cancels_its_own_launch_permission() {
 fn image_block_public_access_refuses_new_public_shares_only() {
     let f = fixture();
     let k = &f.kiln;
-    let snap = snapshot(k, A);
+    let snap = crate::test_support::completed_snapshot(k, &ctx(A));
     let public = register(k, A, "public-before", &[&snap]);
     let private = register(k, A, "private", &[&snap]);
     share(k, A, &public, Grantee::All);
@@ -277,15 +252,15 @@ fn restorable(k: &Kiln, who: &str) -> Vec<String> {
 fn snapshot_block_public_access_modes() {
     let f = fixture();
     let k = &f.kiln;
-    let public = snapshot(k, A);
-    let shared = snapshot(k, A);
+    let public = crate::test_support::completed_snapshot(k, &ctx(A));
+    let shared = crate::test_support::completed_snapshot(k, &ctx(A));
     set_public(k, A, &public).unwrap();
     set_public(k, A, &shared).unwrap();
     k.modify_snapshot_permissions(&ctx(A), &shared, &[Grantee::Account(B.into())], &[]).unwrap();
     assert!(k.set_snapshot_block_public_access(&ctx(A), Some(UNBLOCKED)).is_err());
 
     assert_eq!(k.set_snapshot_block_public_access(&ctx(A), Some(BLOCK_NEW_SHARING)).unwrap(), BLOCK_NEW_SHARING);
-    let fresh = snapshot(k, A);
+    let fresh = crate::test_support::completed_snapshot(k, &ctx(A));
     assert!(matches!(set_public(k, A, &fresh), Err(CoreError::OperationNotPermitted(_))));
     assert!(restorable(k, C).contains(&public), "block-new-sharing keeps existing public snapshots public");
 
@@ -309,7 +284,7 @@ fn snapshot_block_public_access_modes() {
 fn disabled_images_are_private_hidden_and_unshareable() {
     let f = fixture();
     let k = &f.kiln;
-    let image = register(k, A, "to-disable", &[&snapshot(k, A)]);
+    let image = register(k, A, "to-disable", &[&crate::test_support::completed_snapshot(k, &ctx(A))]);
     share(k, A, &image, Grantee::Account(B.into()));
     share(k, A, &image, Grantee::All);
     assert!(matches!(k.disable_image(&ctx(B), &image), Err(CoreError::NotOwner(_))));
@@ -340,7 +315,7 @@ fn disabled_images_are_private_hidden_and_unshareable() {
 fn deprecated_images_leave_other_accounts_listings() {
     let f = fixture();
     let k = &f.kiln;
-    let image = register(k, A, "old-image", &[&snapshot(k, A)]);
+    let image = register(k, A, "old-image", &[&crate::test_support::completed_snapshot(k, &ctx(A))]);
     share(k, A, &image, Grantee::Account(B.into()));
     assert!(k.enable_image_deprecation(&ctx(A), &image, Utc::now() - Duration::minutes(5)).is_err());
     assert!(matches!(
@@ -367,7 +342,7 @@ fn deprecated_images_leave_other_accounts_listings() {
 fn deregistration_protection_and_its_cooldown() {
     let f = fixture();
     let k = &f.kiln;
-    let image = register(k, A, "protected", &[&snapshot(k, A)]);
+    let image = register(k, A, "protected", &[&crate::test_support::completed_snapshot(k, &ctx(A))]);
     assert_eq!(k.enable_image_deregistration_protection(&ctx(A), &image, false).unwrap(), "enabled-without-cooldown");
     assert!(matches!(k.deregister_image(&ctx(A), &image, false), Err(CoreError::OperationNotPermitted(_))));
     assert_eq!(k.disable_image_deregistration_protection(&ctx(A), &image).unwrap(), "disabled");
@@ -389,7 +364,11 @@ fn deregistration_protection_and_its_cooldown() {
 fn deregistering_never_deletes_a_snapshot_another_image_uses() {
     let f = fixture();
     let k = &f.kiln;
-    let (own, twice, lent) = (snapshot(k, A), snapshot(k, A), snapshot(k, A));
+    let (own, twice, lent) = (
+        crate::test_support::completed_snapshot(k, &ctx(A)),
+        crate::test_support::completed_snapshot(k, &ctx(A)),
+        crate::test_support::completed_snapshot(k, &ctx(A)),
+    );
     k.modify_snapshot_permissions(&ctx(A), &lent, &[Grantee::Account(B.into())], &[]).unwrap();
     // The same snapshot behind two devices, a snapshot another account's image uses, and
     // one used by another image of the same account (disabled, which still counts).
@@ -419,7 +398,7 @@ fn deregistering_never_deletes_a_snapshot_another_image_uses() {
 fn launches_are_recorded_on_the_image() {
     let f = fixture();
     let k = &f.kiln;
-    let image = register(k, A, "launched", &[&snapshot(k, A)]);
+    let image = register(k, A, "launched", &[&crate::test_support::completed_snapshot(k, &ctx(A))]);
     assert_eq!(stored(k, &image).data.lifecycle.last_launched_time, None);
     let mut txn = k.store.begin().unwrap();
     record_launch(txn.as_mut(), &image, "2026-02-03T04:05:06.000Z").unwrap();
