@@ -60,13 +60,23 @@ pub fn report(config: &kiln_server::Config) -> String {
     out += &format!("cpus:               {cpus}\n");
     out += &format!("memory available:   {} of {}\n", gib(meminfo("MemAvailable:")), gib(meminfo("MemTotal:")));
     let settings = &config.instances;
-    let budget = (meminfo("MemTotal:").unwrap_or(0) >> 20).saturating_sub(settings.reserved_memory_mib);
+    let cap = kiln_core::instances::Capacity::of_host(
+        meminfo("MemTotal:").unwrap_or(0) >> 20,
+        cpus as u32,
+        settings.reserved_memory_mib,
+        settings.ram_allocation_ratio,
+        settings.cpu_allocation_ratio,
+    );
+    let vm_cpus = if accel.accel == kiln_vm::Accel::Tcg { 1 } else { 2 };
     out += &format!(
-        "instance capacity:  {} VMs of {} MiB ({} MiB of memory for instances; the data directory's \
-         server counts the ones running)\n",
-        budget / settings.max_instance_memory_mib.max(1),
+        "instance capacity:  {} VMs of {} MiB and {vm_cpus} vCPU ({} MiB and {} vCPUs for instances: \
+         allocation ratios {} for memory, {} for vCPUs; the data directory's server counts the ones running)\n",
+        cap.fits(kiln_core::instances::Capacity { memory_mib: 0, vcpus: 0 }, vm_cpus, settings.max_instance_memory_mib),
         settings.max_instance_memory_mib,
-        budget
+        cap.memory_mib,
+        cap.vcpus,
+        settings.ram_allocation_ratio,
+        settings.cpu_allocation_ratio,
     );
     out += &format!("disk free:          {} at {}\n", gib(disk_free(data_dir)), data_dir.display());
     out

@@ -55,10 +55,19 @@ impl Body for SubnetData {
 /// Addresses AWS reserves in every subnet (network, router, DNS, future, broadcast).
 const RESERVED_PER_SUBNET: u32 = 5;
 
-/// Free addresses of a subnet (in-use addresses arrive with instances).
-pub fn available_ips(cidr: &str) -> u32 {
+/// Free addresses of a subnet of `cidr` with `in_use` addresses allocated.
+pub fn available_ips(cidr: &str, in_use: u32) -> u32 {
     let bits: u32 = cidr.rsplit_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(32);
-    (1u32 << (32 - bits.min(32))).saturating_sub(RESERVED_PER_SUBNET)
+    (1u64 << (32 - bits.min(32))).saturating_sub(u64::from(RESERVED_PER_SUBNET + in_use)) as u32
+}
+
+/// A subnet as `DescribeSubnets` shows it: the record and its free addresses.
+#[derive(Debug, Clone, Default)]
+pub struct SubnetView {
+    /// The subnet.
+    pub subnet: Item<SubnetData>,
+    /// Addresses not reserved and not allocated to an instance.
+    pub available_ips: u32,
 }
 
 fn hex8() -> String {
@@ -157,28 +166,48 @@ impl Kiln {
         ids: &[String],
         filters: &[Filter],
         page: &Page,
-    ) -> CoreResult<(Vec<Item<SubnetData>>, Option<String>)> {
+    ) -> CoreResult<(Vec<SubnetView>, Option<String>)> {
         let mut txn = self.store.read()?;
         let subnets = item::list_or_fetch::<SubnetData>(txn.as_mut(), ctx, ids)?;
-        drop(txn);
-        let subnets = apply(subnets, filters, |n, name| match name {
-            "subnet-id" => Some(s(&n.id)),
-            "subnet-arn" => Some(s(&subnet_arn(n))),
-            "vpc-id" => Some(s(&n.data.vpc_id)),
-            "cidr-block" | "cidr" | "cidrBlock" => Some(s(&n.data.cidr_block)),
-            "availability-zone" | "availabilityZone" => Some(s(&n.data.availability_zone)),
-            "availability-zone-id" | "availabilityZoneId" => Some(s(&n.data.availability_zone_id)),
-            "available-ip-address-count" => Some(s(&available_ips(&n.data.cidr_block).to_string())),
-            "default-for-az" | "defaultForAz" => Some(b(n.data.default_for_az)),
-            "map-public-ip-on-launch" => Some(b(n.data.map_public_ip_on_launch)),
-            "owner-id" => Some(s(&n.account)),
-            "state" => Some(s("available")),
-            "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-native" => {
-                Some(if name == "ipv6-native" { b(false) } else { vec![] })
+        // Every instance not yet terminated holds its private address.
+        let mut in_use: std::collections::HashMap<String, u32> = Default::default();
+        for inst in item::list::<crate::instances::InstanceData>(txn.as_mut(), ctx, None)? {
+            if inst.data.state != "terminated" {
+                *in_use.entry(inst.data.subnet_id).or_default() += 1;
             }
-            _ => None,
+        }
+        drop(txn);
+        let subnets: Vec<SubnetView> = subnets
+            .into_iter()
+            .map(|n| {
+                let available_ips = available_ips(&n.data.cidr_block, in_use.get(&n.id).copied().unwrap_or(0));
+                SubnetView { subnet: n, available_ips }
+            })
+            .collect();
+        let subnets = crate::filter::apply_by(subnets, filters, |view, name| {
+            let n = &view.subnet;
+            if let Some(values) = crate::filter::tag_values(&n.tags, name) {
+                return Some(values);
+            }
+            match name {
+                "subnet-id" => Some(s(&n.id)),
+                "subnet-arn" => Some(s(&subnet_arn(n))),
+                "vpc-id" => Some(s(&n.data.vpc_id)),
+                "cidr-block" | "cidr" | "cidrBlock" => Some(s(&n.data.cidr_block)),
+                "availability-zone" | "availabilityZone" => Some(s(&n.data.availability_zone)),
+                "availability-zone-id" | "availabilityZoneId" => Some(s(&n.data.availability_zone_id)),
+                "available-ip-address-count" => Some(s(&view.available_ips.to_string())),
+                "default-for-az" | "defaultForAz" => Some(b(n.data.default_for_az)),
+                "map-public-ip-on-launch" => Some(b(n.data.map_public_ip_on_launch)),
+                "owner-id" => Some(s(&n.account)),
+                "state" => Some(s("available")),
+                "ipv6-cidr-block-association.ipv6-cidr-block" | "ipv6-native" => {
+                    Some(if name == "ipv6-native" { b(false) } else { vec![] })
+                }
+                _ => None,
+            }
         })?;
-        paginate(subnets, page, |n| n.seq)
+        paginate(subnets, page, |v| v.subnet.seq)
     }
 
     /// Resolves a VPC id of the caller (or its default VPC when none is given).
@@ -197,7 +226,10 @@ mod tests {
 
     #[test]
     fn subnet_sizes() {
-        assert_eq!(available_ips("172.31.0.0/20"), 4091);
-        assert_eq!(available_ips("10.0.0.0/28"), 11);
+        assert_eq!(available_ips("172.31.0.0/20", 0), 4091);
+        assert_eq!(available_ips("172.31.0.0/20", 3), 4088);
+        assert_eq!(available_ips("10.0.0.0/28", 0), 11);
+        assert_eq!(available_ips("10.0.0.0/28", 20), 0);
+        assert_eq!(available_ips("0.0.0.0/0", 0), u32::MAX - 4);
     }
 }

@@ -86,6 +86,11 @@ pub struct InstancesConfig {
     pub max_instance_memory_mib: u64,
     /// Memory kept for the host, MiB. Default 1024.
     pub reserved_memory_mib: u64,
+    /// Memory over-commit, as Nova's `ram_allocation_ratio`: instances may be given this many
+    /// times the host's memory less the reserve. Default 1.5.
+    pub ram_allocation_ratio: f64,
+    /// vCPU over-commit, as Nova's `cpu_allocation_ratio`: vCPUs per host CPU. Default 16.
+    pub cpu_allocation_ratio: f64,
     /// How long terminated instances stay describable, seconds. Default 3600.
     pub terminated_retention_secs: u64,
     /// How long a stop waits for the guest before forcing it off, seconds. Default 30.
@@ -104,6 +109,8 @@ impl Default for InstancesConfig {
             network: "auto".into(),
             max_instance_memory_mib: 1024,
             reserved_memory_mib: 1024,
+            ram_allocation_ratio: kiln_core::instances::DEFAULT_RAM_ALLOCATION_RATIO,
+            cpu_allocation_ratio: kiln_core::instances::DEFAULT_CPU_ALLOCATION_RATIO,
             terminated_retention_secs: 3600,
             stop_timeout_secs: 30,
             metadata_listen: SocketAddr::from(([169, 254, 169, 254], 80)),
@@ -190,6 +197,27 @@ pub struct AccountConfig {
     /// Owner alias shown on the account's images and usable in `Owners` (e.g. `kiln`).
     #[serde(default)]
     pub alias: Option<String>,
+}
+
+/// Shortest access key id a declared account may use: local AWS endpoints are commonly driven
+/// with keys such as `test`/`test` or `FOOBARKEY`, while generated keys stay AWS-shaped.
+pub const MIN_DECLARED_KEY_ID_LEN: usize = 3;
+
+/// The rule for declared access keys: an id of at least [`MIN_DECLARED_KEY_ID_LEN`] characters
+/// that can stand in a SigV4 credential scope (no `/`, no whitespace, printable ASCII) and a
+/// non-empty secret.
+fn check_declared_key(id: &str, secret: &str) -> anyhow::Result<()> {
+    let printable = |c: char| c.is_ascii_graphic() && c != '/';
+    if id.chars().count() < MIN_DECLARED_KEY_ID_LEN || !id.chars().all(printable) {
+        bail!(
+            "access key id {id:?} is invalid: it needs at least {MIN_DECLARED_KEY_ID_LEN} printable ASCII characters, \
+             without spaces or '/'"
+        );
+    }
+    if secret.is_empty() {
+        bail!("access key {id}: the secret must not be empty");
+    }
+    Ok(())
 }
 
 /// One access key of a configured account.
@@ -303,12 +331,18 @@ impl Config {
                 bail!("region {} has an invalid price_factor", r.name);
             }
         }
+        for (name, ratio) in [
+            ("ram_allocation_ratio", self.instances.ram_allocation_ratio),
+            ("cpu_allocation_ratio", self.instances.cpu_allocation_ratio),
+        ] {
+            if !(ratio.is_finite() && ratio > 0.0) {
+                bail!("[instances] {name} must be a positive number, not {ratio}");
+            }
+        }
         for a in &self.accounts {
             AccountId::parse(&a.id).with_context(|| format!("account {}", a.name))?;
             for k in &a.access_keys {
-                if k.id.len() < 16 || k.secret.is_empty() {
-                    bail!("account {}: access key ids need at least 16 characters and a secret", a.name);
-                }
+                check_declared_key(&k.id, &k.secret).with_context(|| format!("account {}", a.name))?;
             }
         }
         for (region, types) in &self.prices {
@@ -424,6 +458,24 @@ mod tests {
         assert!(bad_account.validate().is_err());
         let bad_price: Config = toml::from_str("[prices.us-east-1]\n\"t9.huge\" = 1.0").unwrap();
         assert!(bad_price.validate().is_err());
+    }
+
+    #[test]
+    fn declared_keys_may_be_short_but_must_fit_a_credential_scope() {
+        let with_key = |id: &str, secret: &str| {
+            let text = format!(
+                "[[accounts]]\nid = \"111122223333\"\nname = \"a\"\naccess_keys = [{{ id = \"{id}\", secret = \"{secret}\" }}]"
+            );
+            toml::from_str::<Config>(&text).unwrap().validate()
+        };
+        for ok in ["test", "FOOBARKEY", "abc", "AKIAEXAMPLETEAMA0001"] {
+            with_key(ok, "test").unwrap();
+        }
+        for bad in ["", "ab", "a b c", "ab/cd"] {
+            let err = format!("{:#}", with_key(bad, "test").unwrap_err());
+            assert!(err.contains("at least 3 printable ASCII characters"), "{err}");
+        }
+        assert!(format!("{:#}", with_key("test", "").unwrap_err()).contains("secret must not be empty"));
     }
 
     #[test]

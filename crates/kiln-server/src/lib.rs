@@ -133,6 +133,8 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
     );
     compute.max_instance_memory_mib = settings.max_instance_memory_mib;
     compute.reserved_memory_mib = settings.reserved_memory_mib;
+    compute.ram_allocation_ratio = settings.ram_allocation_ratio;
+    compute.cpu_allocation_ratio = settings.cpu_allocation_ratio;
     compute.terminated_retention = std::time::Duration::from_secs(settings.terminated_retention_secs);
     compute.stop_timeout = std::time::Duration::from_secs(settings.stop_timeout_secs);
     compute.machine = match settings.machine.as_str() {

@@ -494,6 +494,19 @@ pub enum InstanceChange {
     ShutdownBehavior(String),
     /// The instance's security groups.
     Groups(Vec<String>),
+    /// Changes to attached volumes' mappings (`DeleteOnTermination`).
+    BlockDevices(Vec<DeviceChange>),
+}
+
+/// One `BlockDeviceMapping.N` of `ModifyInstanceAttribute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChange {
+    /// The device the volume is attached at.
+    pub device_name: String,
+    /// The volume expected there, when named.
+    pub volume_id: Option<String>,
+    /// Delete the volume when the instance terminates.
+    pub delete_on_termination: Option<bool>,
 }
 
 /// What `RegisterImage` asks for.

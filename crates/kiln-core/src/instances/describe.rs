@@ -12,6 +12,7 @@ use crate::filter::{apply, b, s};
 use crate::item::{self, Item};
 use crate::page::paginate;
 use crate::security_groups::GroupData;
+use crate::volumes::VolumeData;
 use crate::{Ctx, Kiln};
 
 impl Kiln {
@@ -165,6 +166,34 @@ impl Kiln {
                 }
                 inst.data.groups = groups;
                 groups_changed = true;
+            }
+            InstanceChange::BlockDevices(changes) => {
+                for change in changes {
+                    let device =
+                        inst.data.devices.iter_mut().find(|d| d.device_name == change.device_name).ok_or_else(
+                            || {
+                                CoreError::InvalidParameterValue(format!(
+                                    "The device '{}' is not attached to instance '{id}'.",
+                                    change.device_name
+                                ))
+                            },
+                        )?;
+                    if change.volume_id.as_ref().is_some_and(|v| *v != device.volume_id) {
+                        return Err(CoreError::InvalidParameterValue(format!(
+                            "Volume '{}' is not attached to instance '{id}' at {}.",
+                            change.volume_id.as_deref().unwrap_or_default(),
+                            change.device_name
+                        )));
+                    }
+                    let Some(delete) = change.delete_on_termination else { continue };
+                    device.delete_on_termination = delete;
+                    // The volume's attachment says the same as the instance's mapping.
+                    let mut vol = item::get::<VolumeData>(txn.as_mut(), ctx, &device.volume_id)?;
+                    for a in vol.data.attachments.iter_mut().filter(|a| a.instance_id == inst.id) {
+                        a.delete_on_termination = delete;
+                    }
+                    vol.save(txn.as_mut())?;
+                }
             }
         }
         if inst.data.state == "terminated" {

@@ -24,7 +24,7 @@ impl Kiln {
                 match inst.data.state.as_str() {
                     "stopped" => {
                         let all = all_instances(self.store.read()?.as_mut())?;
-                        if runtime.instances_that_fit(&all, inst.data.memory_mib) == 0 {
+                        if runtime.instances_that_fit(&all, inst.data.vcpus, inst.data.memory_mib) == 0 {
                             return Err(CoreError::InsufficientCapacity(format!(
                                 "There is not enough capacity on this host to start {}.",
                                 inst.id

@@ -25,7 +25,7 @@ use kiln_types::{BlockDeviceMapping, ResourceKind, RunInstancesSpec, Tag, TagSpe
 use serde::{Deserialize, Serialize};
 
 pub use net::{HostNetwork, Ingress, NoNetwork, Port, PortFilter};
-pub use runtime::{Compute, ComputeConfig};
+pub use runtime::{Capacity, Compute, ComputeConfig, DEFAULT_CPU_ALLOCATION_RATIO, DEFAULT_RAM_ALLOCATION_RATIO};
 
 use crate::error::{CoreError, CoreResult};
 use crate::images::{self, ImageData, SNAPSHOT_LOCATION_PREFIX};
@@ -459,11 +459,13 @@ impl Kiln {
         // Capacity: launch as many as fit, at least MinCount.
         let (vcpus, memory_mib) = compute.sizing(&itype);
         let everything = all_instances(txn.as_mut())?;
-        let fit = compute.instances_that_fit(&everything, memory_mib);
+        let fit = compute.instances_that_fit(&everything, vcpus, memory_mib);
         if (fit as i64) < spec.min_count {
+            let cap = compute.capacity();
             return Err(CoreError::InsufficientCapacity(format!(
-                "There is not enough capacity on this host for {} {type_name} instance(s) ({memory_mib} MiB each); {fit} fit now.",
-                spec.min_count
+                "There is not enough capacity on this host for {} {type_name} instance(s) ({vcpus} vCPU and \
+                 {memory_mib} MiB each); {fit} fit now (instances may use {} MiB and {} vCPUs in all).",
+                spec.min_count, cap.memory_mib, cap.vcpus
             )));
         }
         let count = spec.max_count.min(fit as i64) as u32;

@@ -6,10 +6,17 @@
 //! An instance type's vCPUs and memory are what EC2 gives it; a small host cannot. Kiln gives a
 //! VM `min(type vCPUs, host CPUs)` vCPUs (one under TCG emulation, where more only slow a busy
 //! host down) and `min(type memory, max_instance_memory_mib)` MiB
-//! (1 GiB by default), and reports the type unchanged. A launch fits when the memory of every
-//! active instance plus the new ones stays within the host's memory less
-//! `reserved_memory_mib`; `RunInstances` launches as many as fit up to `MaxCount`, and fails with
-//! `InsufficientInstanceCapacity` when fewer than `MinCount` fit.
+//! (1 GiB by default), and reports the type unchanged.
+//!
+//! # Capacity (allocation ratios, as OpenStack Nova's)
+//!
+//! Guests rarely touch all the memory they are given and rarely keep their vCPUs busy, so the
+//! host is over-committed by two ratios: instances may be given up to
+//! `(host memory - reserved_memory_mib) × ram_allocation_ratio` MiB (default 1.5) and
+//! `host CPUs × cpu_allocation_ratio` vCPUs (default 16). A launch fits when the memory and the
+//! vCPUs of every active instance plus the new ones stay within both; `RunInstances` launches as
+//! many as fit up to `MaxCount`, and fails with `InsufficientInstanceCapacity` when fewer than
+//! `MinCount` fit.
 //!
 //! # Files
 //!
@@ -53,6 +60,11 @@ pub struct ComputeConfig {
     pub max_instance_memory_mib: u64,
     /// Memory kept for the host.
     pub reserved_memory_mib: u64,
+    /// Memory over-commit: instances may be given this many times the host's memory (less the
+    /// reserve).
+    pub ram_allocation_ratio: f64,
+    /// vCPU over-commit: instances may be given this many vCPUs per host CPU.
+    pub cpu_allocation_ratio: f64,
     /// The host's memory.
     pub host_memory_mib: u64,
     /// The host's CPUs.
@@ -66,6 +78,44 @@ pub struct ComputeConfig {
     /// Machine type for images booted directly: `q35` (volumes hot-plug) or `microvm` (boots
     /// a little faster, no hot-plug). Images with their own boot loader always get `q35`.
     pub machine: Machine,
+}
+
+/// Nova's default memory over-commit.
+pub const DEFAULT_RAM_ALLOCATION_RATIO: f64 = 1.5;
+/// Nova's default vCPU over-commit.
+pub const DEFAULT_CPU_ALLOCATION_RATIO: f64 = 16.0;
+
+/// What instances may be given on a host, all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// vCPUs.
+    pub vcpus: u64,
+}
+
+impl Capacity {
+    /// The capacity of a host with this memory and these CPUs under the given reserve and
+    /// ratios.
+    pub fn of_host(
+        host_memory_mib: u64,
+        host_cpus: u32,
+        reserved_memory_mib: u64,
+        ram_ratio: f64,
+        cpu_ratio: f64,
+    ) -> Self {
+        Capacity {
+            memory_mib: (host_memory_mib.saturating_sub(reserved_memory_mib) as f64 * ram_ratio) as u64,
+            vcpus: (host_cpus as f64 * cpu_ratio) as u64,
+        }
+    }
+
+    /// How many more VMs of `vcpus` and `memory_mib` fit when `used` is already given out.
+    pub fn fits(&self, used: Capacity, vcpus: u64, memory_mib: u64) -> u64 {
+        let by_memory = self.memory_mib.saturating_sub(used.memory_mib) / memory_mib.max(1);
+        let by_cpu = self.vcpus.saturating_sub(used.vcpus) / vcpus.max(1);
+        by_memory.min(by_cpu)
+    }
 }
 
 /// Empty PCIe root ports each q35 VM gets for hot-plugged volumes.
@@ -89,6 +139,8 @@ impl ComputeConfig {
             accel,
             max_instance_memory_mib: 1024,
             reserved_memory_mib: 1024,
+            ram_allocation_ratio: DEFAULT_RAM_ALLOCATION_RATIO,
+            cpu_allocation_ratio: DEFAULT_CPU_ALLOCATION_RATIO,
             host_memory_mib,
             host_cpus,
             terminated_retention: Duration::from_secs(3600),
@@ -154,11 +206,26 @@ impl Runtime {
         (itype.vcpus.min(cpus).max(1), itype.memory_mib.min(self.config.max_instance_memory_mib))
     }
 
-    /// How many more VMs of `memory_mib` fit next to the active instances.
-    pub fn instances_that_fit(&self, all: &[Item<InstanceData>], memory_mib: u64) -> u64 {
-        let budget = self.config.host_memory_mib.saturating_sub(self.config.reserved_memory_mib);
-        let used: u64 = all.iter().filter(|i| i.data.is_active()).map(|i| i.data.memory_mib).sum();
-        budget.saturating_sub(used) / memory_mib.max(1)
+    /// What instances may be given on this host, all together.
+    pub fn capacity(&self) -> Capacity {
+        let c = &self.config;
+        Capacity::of_host(
+            c.host_memory_mib,
+            c.host_cpus,
+            c.reserved_memory_mib,
+            c.ram_allocation_ratio,
+            c.cpu_allocation_ratio,
+        )
+    }
+
+    /// How many more VMs of `vcpus` and `memory_mib` fit next to the active instances.
+    pub fn instances_that_fit(&self, all: &[Item<InstanceData>], vcpus: u32, memory_mib: u64) -> u64 {
+        let active = all.iter().filter(|i| i.data.is_active());
+        let used = active.fold(Capacity { memory_mib: 0, vcpus: 0 }, |u, i| Capacity {
+            memory_mib: u.memory_mib + i.data.memory_mib,
+            vcpus: u.vcpus + u64::from(i.data.vcpus),
+        });
+        self.capacity().fits(used, u64::from(vcpus), memory_mib)
     }
 
     fn instance_dir(&self, id: &str) -> PathBuf {
@@ -712,5 +779,26 @@ impl Kiln {
             self.settle_image(&id)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capacity;
+
+    #[test]
+    fn capacity_over_commits_by_both_ratios() {
+        // A 24 GiB, 2-CPU host with Nova's ratios: 23 GiB × 1.5 of memory, 32 vCPUs.
+        let cap = Capacity::of_host(24 * 1024, 2, 1024, 1.5, 16.0);
+        assert_eq!(cap, Capacity { memory_mib: 35328, vcpus: 32 });
+        let none = Capacity { memory_mib: 0, vcpus: 0 };
+        // t3.micro-sized VMs (1 GiB after the cap, one vCPU under TCG): vCPUs run out first.
+        assert_eq!(cap.fits(none, 1, 1024), 32);
+        assert_eq!(cap.fits(Capacity { memory_mib: 31 * 1024, vcpus: 31 }, 1, 1024), 1);
+        assert_eq!(cap.fits(Capacity { memory_mib: 32 * 1024, vcpus: 32 }, 1, 1024), 0, "exhausted stays exhausted");
+        // Memory-bound when the VMs are big.
+        assert_eq!(cap.fits(none, 1, 8192), 4);
+        // Ratios of 1 are the host as it is.
+        assert_eq!(Capacity::of_host(4096, 2, 1024, 1.0, 1.0), Capacity { memory_mib: 3072, vcpus: 2 });
     }
 }

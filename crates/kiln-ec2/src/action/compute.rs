@@ -1,7 +1,7 @@
 //! Typed inputs of the instance actions.
 
 use base64::Engine;
-use kiln_types::{CreateImageSpec, InstanceChange, RunInstancesSpec};
+use kiln_types::{CreateImageSpec, DeviceChange, InstanceChange, RunInstancesSpec};
 
 use super::storage::block_device_mappings;
 use super::tag_specs;
@@ -96,6 +96,20 @@ pub fn instance_change(p: &Params) -> Result<InstanceChange, ProtocolError> {
     if !groups.is_empty() {
         changes.push(InstanceChange::Groups(groups));
     }
+    let devices = p
+        .structs("BlockDeviceMapping")?
+        .iter()
+        .map(|d| {
+            Ok(DeviceChange {
+                device_name: d.required("DeviceName")?.to_string(),
+                volume_id: d.string("Ebs.VolumeId"),
+                delete_on_termination: d.bool("Ebs.DeleteOnTermination")?,
+            })
+        })
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
+    if !devices.is_empty() {
+        changes.push(InstanceChange::BlockDevices(devices));
+    }
     match changes.len() {
         1 => Ok(changes.remove(0)),
         0 => Err(ProtocolError::MissingParameter("Attribute".into())),
@@ -173,5 +187,18 @@ mod tests {
         );
         assert!(instance_change(&p("InstanceType.Value=a&DisableApiTermination.Value=true")).is_err());
         assert!(instance_change(&p("")).is_err());
+        assert_eq!(
+            instance_change(&p(
+                "BlockDeviceMapping.1.DeviceName=/dev/sdf&BlockDeviceMapping.1.Ebs.DeleteOnTermination=true\
+                 &BlockDeviceMapping.1.Ebs.VolumeId=vol-1"
+            ))
+            .unwrap(),
+            InstanceChange::BlockDevices(vec![DeviceChange {
+                device_name: "/dev/sdf".into(),
+                volume_id: Some("vol-1".into()),
+                delete_on_termination: Some(true),
+            }])
+        );
+        assert!(instance_change(&p("BlockDeviceMapping.1.Ebs.DeleteOnTermination=true")).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use kiln_core::catalogue::{InstanceType, Offering};
 use kiln_core::item::Item;
 use kiln_core::keypairs::KeyPairData;
-use kiln_core::network::{available_ips, subnet_arn, SubnetData, VpcData};
+use kiln_core::network::{subnet_arn, SubnetView, VpcData};
 use kiln_core::regions::{RegionInfo, ZoneInfo};
 use kiln_core::security_groups::{group_arn, rule_arn, Peer, RuleData, SecurityGroup};
 use kiln_core::tags::TagDescription;
@@ -141,7 +141,8 @@ pub fn vpc(w: &mut XmlWriter, v: &Item<VpcData>) {
 }
 
 /// One `Subnet`.
-pub fn subnet(w: &mut XmlWriter, n: &Item<SubnetData>) {
+pub fn subnet(w: &mut XmlWriter, view: &SubnetView) {
+    let n = &view.subnet;
     let d = &n.data;
     w.text("subnetId", &n.id)
         .text("subnetArn", &subnet_arn(n))
@@ -151,7 +152,7 @@ pub fn subnet(w: &mut XmlWriter, n: &Item<SubnetData>) {
         .text("cidrBlock", &d.cidr_block)
         .start("ipv6CidrBlockAssociationSet")
         .end()
-        .num("availableIpAddressCount", available_ips(&d.cidr_block))
+        .num("availableIpAddressCount", view.available_ips)
         .text("availabilityZone", &d.availability_zone)
         .text("availabilityZoneId", &d.availability_zone_id)
         .bool("defaultForAz", d.default_for_az)
