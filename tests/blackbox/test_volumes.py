@@ -325,3 +325,55 @@ def test_volumes_are_regional(ec2, server):
     assert euvol["AvailabilityZone"] == ZONE["eu-west-1"]
     assert volume_path(server, euvol["VolumeId"], "eu-west-1").exists()
     assert not volume_path(server, euvol["VolumeId"], "us-east-1").exists()
+
+
+def test_new_volumes_are_usable_as_soon_as_create_volume_returns(ec2, server):
+    """What EC2 scripts and test suites do: use the volume with no wait, a hundred times."""
+    from storage_helpers import wait_snapshot
+    c = ec2()
+    snaps = []
+    for i in range(100):
+        vol = c.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+        if i % 2 == 0:
+            snaps.append(c.create_snapshot(VolumeId=vol)["SnapshotId"])
+        else:
+            c.delete_volume(VolumeId=vol)
+            assert not volume_path(server, vol).exists()
+    for snap in snaps[:5]:
+        wait_snapshot(c, snap)
+    # A volume from a snapshot whose base is already on the host is usable at once too.
+    first = c.create_volume(SnapshotId=snaps[0], AvailabilityZone="us-east-1a")["VolumeId"]
+    wait_volume(c, first)
+    for _ in range(10):
+        vol = c.create_volume(SnapshotId=snaps[0], AvailabilityZone="us-east-1a")["VolumeId"]
+        assert describe_volume(c, vol)["State"] == "available"
+        c.delete_volume(VolumeId=vol)
+
+
+def test_a_volume_still_building_takes_snapshots_and_deletes(ec2, server):
+    from storage_helpers import volume_with_data, wait_snapshot
+    c = ec2()
+    src = volume_with_data(c, server, [(0xA7, 0, 4 << 20)])
+    snap = c.create_snapshot(VolumeId=src["VolumeId"])["SnapshotId"]
+    wait_snapshot(c, snap)
+    # The first volume from a new snapshot materialises its base in the background.
+    vol = c.create_volume(SnapshotId=snap, AvailabilityZone="us-east-1a")["VolumeId"]
+    again = c.create_snapshot(VolumeId=vol)["SnapshotId"]
+    done = wait_snapshot(c, again)
+    assert done["VolumeId"] == vol and done["FullSnapshotSizeInBytes"] == 8 * 512 * 1024
+    wait_volume(c, vol)
+    # Deleting one mid-build cancels it: the record goes at once and no file is left behind.
+    snap2 = c.create_snapshot(VolumeId=src["VolumeId"], Description="second")["SnapshotId"]
+    wait_snapshot(c, snap2)
+    doomed = c.create_volume(SnapshotId=snap2, AvailabilityZone="us-east-1a")["VolumeId"]
+    c.delete_volume(VolumeId=doomed)
+    with pytest.raises(ClientError) as e:
+        c.describe_volumes(VolumeIds=[doomed])
+    assert error_code(e) == "InvalidVolume.NotFound"
+    base = server.data_dir / "regions" / "us-east-1" / "bases" / f"{snap2}.raw"
+    wait_until(base.exists, what="the cancelled build's base")
+    # Built at once now that the base is there, by which time the cancelled build has ended.
+    kept = c.create_volume(SnapshotId=snap2, AvailabilityZone="us-east-1a")["VolumeId"]
+    assert describe_volume(c, kept)["State"] == "available"
+    wait_until(lambda: not volume_path(server, doomed).exists(), what="the cancelled volume's file to go")
+    assert volume_path(server, kept).exists()

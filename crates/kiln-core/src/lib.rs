@@ -78,6 +78,8 @@ pub struct Kiln {
     pub quotas: quotas::Quotas,
     /// Length of one Recycle Bin retention day, seconds (86400 but in tests).
     pub recycle_bin_day_secs: u64,
+    /// Volume builds in progress.
+    pub volume_builds: volumes::Builds,
 }
 
 impl Kiln {
@@ -98,6 +100,7 @@ impl Kiln {
             compute: instances::Compute::default(),
             quotas: quotas::Quotas::default(),
             recycle_bin_day_secs: recycle_bin::DAY_SECS,
+            volume_builds: volumes::Builds::default(),
         }
     }
 

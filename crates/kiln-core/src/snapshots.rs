@@ -145,7 +145,8 @@ impl Kiln {
         }
         let mut txn = self.store.begin()?;
         let vol = item::get::<VolumeData>(txn.as_mut(), ctx, volume_id)?;
-        if vol.data.state != "available" && vol.data.state != "in-use" {
+        // A volume still `creating` has no writes yet: the snapshot waits for its file.
+        if !matches!(vol.data.state.as_str(), "available" | "in-use" | "creating") {
             return Err(CoreError::IncorrectState(format!("The volume '{volume_id}' is in state {}.", vol.data.state)));
         }
         let mut snap = Item::new(
@@ -185,6 +186,7 @@ impl Kiln {
     /// Takes a pending snapshot. A volume in use by a running VM is read while the VM is
     /// frozen (CPUs paused, I/O drained), so the snapshot is one crash-consistent point in time.
     pub(crate) fn run_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
+        self.volume_builds.wait(&snap.data.volume_id);
         let attached_vm = {
             let mut txn = self.store.read()?;
             match txn.get(&snap.data.volume_id)? {
@@ -211,6 +213,9 @@ impl Kiln {
                 return Err(CoreError::Internal(format!("volume {} no longer exists", snap.data.volume_id)));
             };
             let vol = Item::<VolumeData>::from_record(rec)?;
+            if vol.data.state == "error" {
+                return Err(CoreError::Internal(format!("volume {} could not be created", vol.id)));
+            }
             let base = vol.data.snapshot_id.as_deref().map(|b| load_index(txn.as_mut(), b)).transpose()?;
             (vol, base)
         };

@@ -94,6 +94,11 @@ impl Storage {
         self.region_dir(region).join("bases").join(format!("{snapshot_id}.raw"))
     }
 
+    /// Whether the snapshot's base is already materialised on this host.
+    pub fn has_base(&self, region: &str, snapshot_id: &str) -> bool {
+        self.base_path(region, snapshot_id).exists()
+    }
+
     fn ensure_dir(path: &Path) -> CoreResult<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io("creating a storage directory", e))?;

@@ -3,9 +3,15 @@
 //!
 //! A volume's bytes are a qcow2 file: empty, or a copy-on-write overlay over its snapshot's
 //! base (see [`crate::storage`]). The record moves `creating` → `available` when the file
-//! exists; creation runs as a background job, as in EC2.
+//! exists. Scripts written against EC2 use a new volume at once, so an empty volume, and a
+//! volume whose snapshot's base is already on this host, are built before `CreateVolume`
+//! returns (10–25 ms of `qemu-img create`); only a volume whose base must first be
+//! materialised builds in the background. Meanwhile a `CreateSnapshot` of it waits for the build
+//! (its content is already defined) and a `DeleteVolume` cancels it: the record goes at once and
+//! the finished file is removed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 
 pub use kiln_types::{CreateVolumeSpec, VolumeChange};
 use kiln_types::{Filter, Page, ResourceKind};
@@ -110,6 +116,38 @@ pub struct VolumeData {
 
 impl Body for VolumeData {
     const KIND: ResourceKind = ResourceKind::Volume;
+}
+
+/// Volume builds in progress, so snapshot jobs can wait for a volume's file.
+#[derive(Default)]
+pub struct Builds(Mutex<HashMap<String, Arc<Build>>>);
+
+#[derive(Default)]
+struct Build {
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl Builds {
+    fn begin(&self, volume_id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(volume_id.to_string(), Arc::default());
+    }
+
+    fn finish(&self, volume_id: &str) {
+        if let Some(build) = self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(volume_id) {
+            *build.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            build.finished.notify_all();
+        }
+    }
+
+    /// Returns once the volume has no build in progress.
+    pub fn wait(&self, volume_id: &str) {
+        let Some(build) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(volume_id).cloned() else { return };
+        let mut done = build.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = build.finished.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Size and performance rules of one volume type, from EC2's documentation.
@@ -311,27 +349,47 @@ impl Kiln {
             idempotency::record(txn.as_mut(), ctx, "CreateVolume", token, &fingerprint, &vol.id)?;
         }
         txn.commit()?;
-        self.start_volume_build(vol.clone());
+        let base_ready = vol.data.snapshot_id.as_ref().is_none_or(|snap| self.storage.has_base(&vol.region, snap));
+        if base_ready {
+            // The answer still says `creating`, as EC2's does; the volume is usable already.
+            self.volume_builds.begin(&vol.id);
+            self.finish_volume_build(&vol);
+        } else {
+            self.start_volume_build(vol.clone());
+        }
         Ok(vol)
     }
 
     /// Builds a `creating` volume's file on a worker thread and flips it to `available`
     /// (or `error`). Also used at start-up for volumes a crash left in `creating`.
     pub fn start_volume_build(self: &Arc<Self>, vol: Item<VolumeData>) {
+        self.volume_builds.begin(&vol.id);
         let kiln = Arc::clone(self);
-        std::thread::spawn(move || {
-            let result = kiln.build_volume(&vol);
-            let (state, message) = match result {
-                Ok(()) => ("available", None),
-                Err(e) => {
-                    tracing::warn!(volume = %vol.id, error = %e, "volume creation failed");
-                    ("error", Some(e.to_string()))
-                }
-            };
-            if let Err(e) = kiln.set_volume_state(&vol, state, message) {
-                tracing::warn!(volume = %vol.id, error = %e, "could not record the volume's state");
+        std::thread::spawn(move || kiln.finish_volume_build(&vol));
+    }
+
+    /// Builds the volume's file and records the outcome; a volume deleted meanwhile loses the
+    /// file instead.
+    fn finish_volume_build(&self, vol: &Item<VolumeData>) {
+        let result = self.build_volume(vol);
+        let (state, message) = match result {
+            Ok(()) => ("available", None),
+            Err(e) => {
+                tracing::warn!(volume = %vol.id, error = %e, "volume creation failed");
+                ("error", Some("The volume could not be created.".to_string()))
             }
-        });
+        };
+        match self.set_volume_state(vol, state, message) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = self.storage.delete_volume(&vol.region, &vol.id);
+                if let Some(snap) = &vol.data.snapshot_id {
+                    self.release_base(&vol.region, snap);
+                }
+            }
+            Err(e) => tracing::warn!(volume = %vol.id, error = %e, "could not record the volume's state"),
+        }
+        self.volume_builds.finish(&vol.id);
     }
 
     fn build_volume(&self, vol: &Item<VolumeData>) -> CoreResult<()> {
@@ -345,15 +403,16 @@ impl Kiln {
         }
     }
 
-    fn set_volume_state(&self, vol: &Item<VolumeData>, state: &str, message: Option<String>) -> CoreResult<()> {
+    /// Records a build's outcome; false when the volume was deleted meanwhile.
+    fn set_volume_state(&self, vol: &Item<VolumeData>, state: &str, message: Option<String>) -> CoreResult<bool> {
         let mut txn = self.store.begin()?;
-        let Some(rec) = txn.get(&vol.id)? else { return Ok(()) };
+        let Some(rec) = txn.get(&vol.id)? else { return Ok(false) };
         let mut v = Item::<VolumeData>::from_record(rec)?;
         v.data.state = state.to_string();
         v.data.state_message = message;
         v.save(txn.as_mut())?;
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// `DescribeVolumes`.
@@ -393,15 +452,12 @@ impl Kiln {
         paginate(vols, page, |v| v.seq)
     }
 
-    /// `DeleteVolume`: refused while attached.
+    /// `DeleteVolume`: refused while attached; a volume still `creating` loses its build.
     pub fn delete_volume(&self, ctx: &Ctx, id: &str) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         let vol = item::get::<VolumeData>(txn.as_mut(), ctx, id)?;
         if !vol.data.attachments.is_empty() || vol.data.state == "in-use" {
             return Err(CoreError::VolumeInUse(id.to_string()));
-        }
-        if vol.data.state == "creating" {
-            return Err(CoreError::IncorrectState(format!("The volume '{id}' is still being created.")));
         }
         txn.delete(&vol.id)?;
         txn.commit()?;
