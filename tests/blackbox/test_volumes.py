@@ -64,29 +64,32 @@ def test_volume_type_rules_accept(ec2, kwargs, iops, throughput):
     c.delete_volume(VolumeId=vol["VolumeId"])
 
 
-@pytest.mark.parametrize("kwargs, codes", [
-    ({"VolumeType": "io1", "Size": 10}, {"MissingParameter", "InvalidParameterValue"}),
-    ({"VolumeType": "io2", "Size": 10}, {"MissingParameter", "InvalidParameterValue"}),
-    ({"VolumeType": "gp2", "Size": 10, "Iops": 300}, {"InvalidParameterCombination"}),
-    ({"VolumeType": "st1", "Size": 100}, {"InvalidParameterValue"}),
-    ({"VolumeType": "sc1", "Size": 1}, {"InvalidParameterValue"}),
-    ({"VolumeType": "standard", "Size": 1025}, {"InvalidParameterValue"}),
-    ({"VolumeType": "io1", "Size": 4, "Iops": 201}, {"InvalidParameterValue"}),   # 50:1 at most
-    ({"VolumeType": "io1", "Size": 4, "Iops": 99}, {"InvalidParameterValue"}),
-    ({"VolumeType": "gp3", "Size": 1, "Iops": 4000}, {"InvalidParameterValue"}),  # 500:1 at most
-    ({"VolumeType": "gp3", "Size": 10, "Throughput": 2000}, {"InvalidParameterValue"}),
-    ({"VolumeType": "gp2", "Size": 10, "Throughput": 200}, {"InvalidParameterCombination"}),
-    ({"VolumeType": "gp9", "Size": 10}, {"InvalidParameterValue"}),
-    ({"VolumeType": "gp2", "Size": 0}, {"InvalidParameterValue"}),
-    ({"VolumeType": "gp2", "Size": 16385}, {"InvalidParameterValue"}),
-    ({"VolumeType": "gp2", "Size": 4, "MultiAttachEnabled": True}, {"InvalidParameterValue"}),
+@pytest.mark.parametrize("kwargs, code", [
+    ({"VolumeType": "io1", "Size": 10}, "MissingParameter"),
+    ({"VolumeType": "io2", "Size": 10}, "MissingParameter"),
+    ({"VolumeType": "gp2", "Size": 10, "Iops": 300}, "InvalidParameterCombination"),
+    ({"VolumeType": "st1", "Size": 100}, "InvalidParameterValue"),
+    ({"VolumeType": "sc1", "Size": 1}, "InvalidParameterValue"),
+    ({"VolumeType": "standard", "Size": 1025}, "InvalidParameterValue"),
+    ({"VolumeType": "io1", "Size": 4, "Iops": 201}, "InvalidParameterValue"),   # 50:1 at most
+    ({"VolumeType": "io1", "Size": 4, "Iops": 99}, "InvalidParameterValue"),
+    ({"VolumeType": "gp3", "Size": 1, "Iops": 4000}, "InvalidParameterValue"),  # 500:1 at most
+    ({"VolumeType": "gp3", "Size": 10, "Throughput": 2000}, "InvalidParameterValue"),
+    ({"VolumeType": "gp2", "Size": 10, "Throughput": 200}, "InvalidParameterCombination"),
+    ({"VolumeType": "gp9", "Size": 10}, "InvalidParameterValue"),
+    ({"VolumeType": "gp2", "Size": 0}, "InvalidParameterValue"),
+    ({"VolumeType": "gp2", "Size": 16385}, "InvalidParameterValue"),
+    ({"VolumeType": "gp2", "Size": 4, "MultiAttachEnabled": True}, "InvalidParameterCombination"),
+    ({"Size": 4, "KmsKeyId": "alias/aws/ebs"}, "InvalidParameterDependency"),
+    ({"Size": 4, "KmsKeyId": "alias/aws/ebs", "Encrypted": False}, "InvalidParameterDependency"),
+    ({"Size": 4, "TagSpecifications": [{"ResourceType": "volume", "Tags": []}]}, "InvalidParameterValue"),
 ])
-def test_volume_type_rules_refuse(ec2, kwargs, codes):
+def test_volume_type_rules_refuse(ec2, kwargs, code):
     c = ec2()
     before = {v["VolumeId"] for v in c.describe_volumes()["Volumes"]}
     with pytest.raises(ClientError) as e:
         c.create_volume(AvailabilityZone="us-east-1a", **kwargs)
-    assert error_code(e) in codes
+    assert error_code(e) == code
     assert {v["VolumeId"] for v in c.describe_volumes()["Volumes"]} == before, "a refused volume was recorded"
 
 
@@ -377,3 +380,18 @@ def test_a_volume_still_building_takes_snapshots_and_deletes(ec2, server):
     assert describe_volume(c, kept)["State"] == "available"
     wait_until(lambda: not volume_path(server, doomed).exists(), what="the cancelled volume's file to go")
     assert volume_path(server, kept).exists()
+
+
+def test_errors_say_what_ec2_says(ec2):
+    c = ec2()
+    with pytest.raises(ClientError) as e:
+        c.create_volume(AvailabilityZone="us-east-1a", Size=4, KmsKeyId="alias/aws/ebs")
+    assert e.value.response["Error"]["Message"] == "The parameter KmsKeyId requires the parameter Encrypted to be set."
+    with pytest.raises(ClientError) as e:
+        c.create_volume(AvailabilityZone="us-east-1a", Size=4, VolumeType="gp2", Throughput=200)
+    assert e.value.response["Error"]["Message"] == "throughput can only be specified for volumeType gp3."
+    with pytest.raises(ClientError) as e:
+        c.create_volume(AvailabilityZone="us-east-1a", Size=4, TagSpecifications=[{"ResourceType": "volume"}])
+    assert e.value.response["Error"]["Message"] == "Tag specification must have at least one tag"
+    encrypted = c.create_volume(AvailabilityZone="us-east-1a", Size=4, Encrypted=True, KmsKeyId="alias/aws/ebs")
+    assert encrypted["Encrypted"] is True and encrypted["KmsKeyId"] == "alias/aws/ebs"

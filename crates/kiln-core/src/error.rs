@@ -14,6 +14,14 @@ pub enum CoreError {
         /// The id or name asked for.
         id: String,
     },
+    /// Several well-formed ids of one call that name nothing the caller can see.
+    #[error("{kind}s {} do not exist", ids.join(", "))]
+    NotFoundMany {
+        /// Kind of the missing resources.
+        kind: ResourceKind,
+        /// Every id asked for that is missing, in request order.
+        ids: Vec<String>,
+    },
     /// A security group name that does not exist in the VPC.
     #[error("The security group '{name}' does not exist in default VPC '{vpc_id}'")]
     GroupNameNotFound {
@@ -55,6 +63,9 @@ pub enum CoreError {
     /// Parameters that may not be combined.
     #[error("{0}")]
     InvalidParameterCombination(String),
+    /// A parameter that needs another one which is absent or false.
+    #[error("{0}")]
+    InvalidParameterDependency(String),
     /// A required parameter is absent.
     #[error("The request must contain the parameter {0}")]
     MissingParameter(String),
@@ -149,6 +160,19 @@ pub enum CoreError {
     /// A bug or an environment failure; logged, reported as `InternalError`.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl CoreError {
+    /// The error for the ids of one call that were not found: all of them are named, as EC2
+    /// does. `missing` must not be empty.
+    pub fn not_found(kind: ResourceKind, mut missing: Vec<String>) -> CoreError {
+        missing.dedup();
+        if missing.len() == 1 {
+            CoreError::NotFound { kind, id: missing.remove(0) }
+        } else {
+            CoreError::NotFoundMany { kind, ids: missing }
+        }
+    }
 }
 
 /// Shorthand for use-case results.

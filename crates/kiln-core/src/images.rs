@@ -331,9 +331,9 @@ impl Kiln {
         drop(txn);
         let mut images: Vec<Item<ImageData>> = all.into_iter().filter(|i| may_launch(ctx, i)).collect();
         if !ids.is_empty() {
-            let missing: Vec<&String> = ids.iter().filter(|id| !images.iter().any(|i| &&i.id == id)).collect();
-            if let Some(first) = missing.first() {
-                return Err(CoreError::NotFound { kind: ResourceKind::Image, id: (*first).clone() });
+            let missing: Vec<String> = ids.iter().filter(|id| !images.iter().any(|i| &&i.id == id)).cloned().collect();
+            if !missing.is_empty() {
+                return Err(CoreError::not_found(ResourceKind::Image, missing));
             }
             images.retain(|i| ids.contains(&i.id));
         }

@@ -163,11 +163,19 @@ pub fn by_name<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, scope: &str, name: &st
 /// without listing the whole kind: Describe calls by id stay cheap however many exist.
 pub fn fetch_ids<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, ids: &[String]) -> CoreResult<Vec<Item<T>>> {
     let mut out: Vec<Item<T>> = Vec::with_capacity(ids.len());
+    let mut missing = Vec::new();
     for id in ids {
-        if out.iter().any(|i| &i.id == id) {
+        if out.iter().any(|i| &i.id == id) || missing.contains(id) {
             continue;
         }
-        out.push(get::<T>(txn, ctx, id)?);
+        match get::<T>(txn, ctx, id) {
+            Ok(item) => out.push(item),
+            Err(CoreError::NotFound { .. }) => missing.push(id.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(CoreError::not_found(T::KIND, missing));
     }
     out.sort_by_key(|i| i.seq);
     Ok(out)

@@ -297,13 +297,12 @@ impl Kiln {
         let aliases = self.owner_aliases(txn.as_mut())?;
         let mut snaps = crate::lifecycle::restorable_snapshots(txn.as_mut(), ctx, all)?;
         drop(txn);
-        for id in ids {
-            if !ResourceKind::Snapshot.is_well_formed(id) {
-                return Err(CoreError::Malformed { kind: ResourceKind::Snapshot, id: id.clone() });
-            }
-            if !snaps.iter().any(|s| &s.id == id) {
-                return Err(CoreError::NotFound { kind: ResourceKind::Snapshot, id: id.clone() });
-            }
+        if let Some(bad) = ids.iter().find(|id| !ResourceKind::Snapshot.is_well_formed(id)) {
+            return Err(CoreError::Malformed { kind: ResourceKind::Snapshot, id: bad.clone() });
+        }
+        let missing: Vec<String> = ids.iter().filter(|id| !snaps.iter().any(|s| &&s.id == id)).cloned().collect();
+        if !missing.is_empty() {
+            return Err(CoreError::not_found(ResourceKind::Snapshot, missing));
         }
         if !ids.is_empty() {
             snaps.retain(|s| ids.contains(&s.id));

@@ -74,6 +74,9 @@ pub fn from_specs(specs: &[TagSpecification], kind: ResourceKind) -> CoreResult<
                 spec.resource_type
             )));
         }
+        if spec.tags.is_empty() {
+            return Err(CoreError::InvalidParameterValue("Tag specification must have at least one tag".into()));
+        }
         merge(&mut tags, &spec.tags)?;
     }
     Ok(tags)

@@ -238,9 +238,9 @@ pub fn validate(
     };
     let throughput = match (t.throughput, throughput) {
         (None, Some(_)) => {
-            return Err(CoreError::InvalidParameterCombination(format!(
-                "The parameter throughput is not supported for {volume_type} volumes."
-            )))
+            return Err(CoreError::InvalidParameterCombination(
+                "throughput can only be specified for volumeType gp3.".into(),
+            ))
         }
         (None, None) => None,
         (Some((lo, _)), None) => Some(lo),
@@ -252,11 +252,22 @@ pub fn validate(
         (Some(_), Some(v)) => Some(v),
     };
     if multi_attach && !t.multi_attach {
-        return Err(CoreError::InvalidParameterValue(format!(
+        return Err(CoreError::InvalidParameterCombination(format!(
             "Multi-Attach is supported only for io1 and io2 volumes, not {volume_type}."
         )));
     }
     Ok((iops, throughput))
+}
+
+/// A KMS key only means something for an encrypted volume; EC2 refuses one without
+/// `Encrypted=true`.
+pub fn check_encryption(encrypted: Option<bool>, kms_key_id: Option<&str>) -> CoreResult<()> {
+    if kms_key_id.is_some() && encrypted != Some(true) {
+        return Err(CoreError::InvalidParameterDependency(
+            "The parameter KmsKeyId requires the parameter Encrypted to be set.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The snapshot a volume may be created from: the caller's own, or one shared with it.
@@ -275,6 +286,7 @@ impl Kiln {
     /// `CreateVolume`: records the volume as `creating` and builds its file in the background.
     pub fn create_volume(self: &Arc<Self>, ctx: &Ctx, spec: &CreateVolumeSpec) -> CoreResult<Item<VolumeData>> {
         let tags = tags::from_specs(&spec.tag_specs, ResourceKind::Volume)?;
+        check_encryption(spec.encrypted, spec.kms_key_id.as_deref())?;
         let region = self.region(&ctx.region).ok_or_else(|| CoreError::Internal("region vanished".into()))?;
         let zones = zones_of(region);
         let zone = match (&spec.availability_zone, &spec.availability_zone_id) {

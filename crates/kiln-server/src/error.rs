@@ -72,6 +72,24 @@ fn not_found(kind: ResourceKind, id: &str) -> (&'static str, String) {
     }
 }
 
+/// EC2's code and message when several ids of one call are missing: every id is named.
+fn not_found_many(kind: ResourceKind, ids: &[String]) -> (&'static str, String) {
+    let list = ids.join(", ");
+    let (code, _) = not_found(kind, &list);
+    let message = match kind {
+        ResourceKind::Image => format!("The image ids '[{list}]' do not exist"),
+        ResourceKind::Instance => format!("The instance IDs '{list}' do not exist"),
+        ResourceKind::Volume => format!("The volumes '{list}' do not exist."),
+        ResourceKind::Snapshot => format!("The snapshots '{list}' do not exist."),
+        ResourceKind::KeyPair => format!("The key pairs '{list}' do not exist"),
+        ResourceKind::Vpc => format!("The vpc IDs '{list}' do not exist"),
+        ResourceKind::Subnet => format!("The subnet IDs '{list}' do not exist"),
+        ResourceKind::SecurityGroup => format!("The security groups '{list}' do not exist"),
+        ResourceKind::SecurityGroupRule => format!("The security group rule IDs '{list}' do not exist"),
+    };
+    (code, message)
+}
+
 fn malformed_code(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::KeyPair => "InvalidKeyPair.Malformed",
@@ -135,6 +153,10 @@ fn core_to_wire(c: &CoreError) -> WireError {
             let (code, message) = not_found(*kind, id);
             w(400, code, message)
         }
+        CoreError::NotFoundMany { kind, ids } => {
+            let (code, message) = not_found_many(*kind, ids);
+            w(400, code, message)
+        }
         CoreError::GroupNameNotFound { .. } => w(400, "InvalidGroup.NotFound", m),
         CoreError::Malformed { kind, .. } => w(400, malformed_code(*kind), m),
         CoreError::InvalidId(_) => w(400, "InvalidID", m),
@@ -157,6 +179,7 @@ fn core_to_wire(c: &CoreError) -> WireError {
         CoreError::InvalidParameterValue(_) | CoreError::InvalidFilter(_) => w(400, "InvalidParameterValue", m),
         CoreError::InvalidParameterCombination(_) => w(400, "InvalidParameterCombination", m),
         CoreError::MissingParameter(_) => w(400, "MissingParameter", m),
+        CoreError::InvalidParameterDependency(_) => w(400, "InvalidParameterDependency", m),
         CoreError::InvalidNextToken(_) => w(400, "InvalidPaginationToken", m),
         CoreError::TagLimitExceeded => w(400, "TagLimitExceeded", m),
         CoreError::PermissionDuplicate(_) => w(400, "InvalidPermission.Duplicate", m),

@@ -676,6 +676,7 @@ impl Kiln {
                     m.device_name
                 )));
             }
+            crate::volumes::check_encryption(ebs.encrypted, ebs.kms_key_id.as_deref())?;
             let volume_type = ebs.volume_type.clone().unwrap_or_else(|| "gp3".into());
             let (iops, throughput) = crate::volumes::validate(&volume_type, size, ebs.iops, ebs.throughput, false)?;
             planned.push(PlannedVolume {

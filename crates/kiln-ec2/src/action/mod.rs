@@ -719,7 +719,7 @@ impl Ec2Request {
             "CreateTags" => {
                 let resources = p.strings("ResourceId")?;
                 if resources.is_empty() {
-                    return Err(ProtocolError::MissingParameter("ResourceId".into()));
+                    return Err(ProtocolError::MissingParameter("resourceIdSet".into()));
                 }
                 let tags = tags(p, "Tag")?;
                 if tags.is_empty() {
@@ -730,7 +730,7 @@ impl Ec2Request {
             "DeleteTags" => {
                 let resources = p.strings("ResourceId")?;
                 if resources.is_empty() {
-                    return Err(ProtocolError::MissingParameter("ResourceId".into()));
+                    return Err(ProtocolError::MissingParameter("resourceIdSet".into()));
                 }
                 let tags = p
                     .structs("Tag")?
@@ -948,6 +948,15 @@ mod tests {
     fn missing_required_parameters() {
         assert_eq!(parse("Action=CreateKeyPair"), Err(ProtocolError::MissingParameter("KeyName".into())));
         assert_eq!(parse("Action=CreateTags&ResourceId.1=sg-1"), Err(ProtocolError::MissingParameter("Tag".into())));
+        // EC2 names the wire list, as its own error says.
+        assert_eq!(
+            parse("Action=CreateTags&Tag.1.Key=a&Tag.1.Value=b"),
+            Err(ProtocolError::MissingParameter("resourceIdSet".into()))
+        );
+        assert_eq!(
+            parse("Action=DeleteTags&Tag.1.Key=a"),
+            Err(ProtocolError::MissingParameter("resourceIdSet".into()))
+        );
         assert!(matches!(
             parse("Action=DescribeSecurityGroups&GroupId.1=sg-1&MaxResults=5"),
             Err(ProtocolError::InvalidCombination(_))
