@@ -128,7 +128,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         }
         Ec2Action::CreateVolume(spec) => {
             let vol = kiln.create_volume(ctx, spec)?;
-            render::volume(&mut w, &vol);
+            render::created_volume(&mut w, &vol);
         }
         Ec2Action::DescribeVolumes { volume_ids, filters, page } => {
             let (vols, next) = kiln.describe_volumes(ctx, volume_ids, filters, page)?;
@@ -160,7 +160,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
         }
         Ec2Action::CreateSnapshot { volume_id, description, tag_specs } => {
             let snap = kiln.create_snapshot(ctx, volume_id, description.as_deref(), tag_specs)?;
-            render::snapshot(&mut w, &snap, None);
+            render::created_snapshot(&mut w, &snap);
         }
         Ec2Action::CreateSnapshots { instance_id, .. } => {
             // Instances arrive with the instances feature; until then no instance exists.
@@ -214,7 +214,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
                 )?
             };
             w.text("snapshotId", &copy.id);
-            render::tag_set(&mut w, &copy.tags);
+            render::tag_set_always(&mut w, &copy.tags);
         }
         Ec2Action::DescribeSnapshotAttribute { snapshot_id, attribute } => {
             let perms = kiln.snapshot_permissions(ctx, snapshot_id, attribute)?;

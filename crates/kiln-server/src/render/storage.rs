@@ -7,10 +7,19 @@ use kiln_core::volumes::{Attachment, Modification, VolumeData};
 use kiln_ec2::xml::XmlWriter;
 use kiln_types::{BlockDeviceMapping, Grantee};
 
-use super::tag_set;
+use super::{tag_set, tag_set_always};
 
-/// One `Volume` (also the `CreateVolume` response body).
+/// One `Volume` as Describe calls show it (`tagSet` only when tagged).
 pub fn volume(w: &mut XmlWriter, v: &Item<VolumeData>) {
+    volume_with(w, v, tag_set);
+}
+
+/// The `CreateVolume` response body: EC2 always sends its `tagSet`, empty or not.
+pub fn created_volume(w: &mut XmlWriter, v: &Item<VolumeData>) {
+    volume_with(w, v, tag_set_always);
+}
+
+fn volume_with(w: &mut XmlWriter, v: &Item<VolumeData>, tags: fn(&mut XmlWriter, &[kiln_types::Tag])) {
     let d = &v.data;
     w.text("volumeId", &v.id)
         .num("size", d.size)
@@ -29,7 +38,7 @@ pub fn volume(w: &mut XmlWriter, v: &Item<VolumeData>) {
     }
     w.bool("encrypted", d.encrypted).opt("kmsKeyId", d.kms_key_id.as_deref());
     w.bool("multiAttachEnabled", d.multi_attach_enabled).bool("fastRestored", false);
-    tag_set(w, &v.tags);
+    tags(w, &v.tags);
 }
 
 /// One `VolumeAttachment`.
@@ -68,8 +77,22 @@ pub fn modification(w: &mut XmlWriter, volume_id: &str, m: &Modification) {
     w.opt("statusMessage", m.status_message.as_deref());
 }
 
-/// One `Snapshot` (also the `CreateSnapshot` response body).
+/// One `Snapshot` as Describe calls show it (`tagSet` only when tagged).
 pub fn snapshot(w: &mut XmlWriter, s: &Item<SnapshotData>, owner_alias: Option<&str>) {
+    snapshot_with(w, s, owner_alias, tag_set);
+}
+
+/// The `CreateSnapshot` response body: EC2 always sends its `tagSet`, empty or not.
+pub fn created_snapshot(w: &mut XmlWriter, s: &Item<SnapshotData>) {
+    snapshot_with(w, s, None, tag_set_always);
+}
+
+fn snapshot_with(
+    w: &mut XmlWriter,
+    s: &Item<SnapshotData>,
+    owner_alias: Option<&str>,
+    tags: fn(&mut XmlWriter, &[kiln_types::Tag]),
+) {
     let d = &s.data;
     w.text("snapshotId", &s.id)
         .text("volumeId", &d.volume_id)
@@ -87,7 +110,7 @@ pub fn snapshot(w: &mut XmlWriter, s: &Item<SnapshotData>, owner_alias: Option<&
     if d.state == "completed" {
         w.num("fullSnapshotSizeInBytes", d.full_size_bytes);
     }
-    tag_set(w, &s.tags);
+    tags(w, &s.tags);
 }
 
 /// One `CreateVolumePermission`/`LaunchPermission`.
