@@ -24,7 +24,8 @@ pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>, serv
     }
     let key = kiln.access_key(&claims.access_key_id)?.ok_or(ApiError::UnknownAccessKey)?;
     sigv4::verify(req, &claims, &key.secret, now)?;
-    if kiln.region(&claims.region).is_none() {
+    // STS is global: any region may sign for it.
+    if service != "sts" && kiln.region(&claims.region).is_none() {
         return Err(ApiError::UnknownRegion(claims.region));
     }
     Ok(Ctx { account: key.account_id, region: claims.region })

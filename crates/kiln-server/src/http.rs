@@ -1,4 +1,5 @@
-//! The HTTP front: one handler for every EC2 Query request.
+//! The HTTP front: one handler for every EC2 Query request (and the STS calls that share the
+//! endpoint, told apart by their credential scope).
 //!
 //! Flow: read the body (bounded) → SigV4 → decode params → typed action → DryRun check →
 //! dispatch on a blocking thread (the metadata store is synchronous) → XML.
@@ -69,10 +70,20 @@ async fn handle(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", id = %request_id, action = tracing::field::Empty, account = tracing::field::Empty);
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let service = if crate::sts::is_sts(&header_pairs, uri.query().unwrap_or("")) { "sts" } else { "ec2" };
     async move {
-        match handle_inner(state, method, uri, headers, body, &request_id).await {
-            Ok(xml) => xml_response(StatusCode::OK, xml, &request_id),
-            Err(e) => error_response(&e, &request_id),
+        match (handle_inner(state, method, uri, header_pairs, body, service, &request_id).await, service) {
+            (Ok(xml), _) => xml_response(StatusCode::OK, xml, &request_id),
+            (Err(e), "sts") => {
+                info!(error = %e, "request refused");
+                let (status, body) = crate::sts::error(&e, &request_id);
+                xml_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), body, &request_id)
+            }
+            (Err(e), _) => error_response(&e, &request_id),
         }
     }
     .instrument(span)
@@ -83,8 +94,9 @@ async fn handle_inner(
     state: Arc<AppState>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    header_pairs: Vec<(String, String)>,
     body: Body,
+    service: &'static str,
     request_id: &str,
 ) -> Result<String, ApiError> {
     if method != Method::GET && method != Method::POST {
@@ -96,10 +108,6 @@ async fn handle_inner(
     }
     let body: Bytes =
         to_bytes(body, state.max_body_bytes).await.map_err(|_| ApiError::BodyTooLarge(state.max_body_bytes))?;
-    let header_pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let request_id = request_id.to_string();
@@ -109,12 +117,18 @@ async fn handle_inner(
         let _enter = span.enter();
         let req =
             HttpRequest { method: method.as_str(), path: &path, query: &query, headers: &header_pairs, body: &body };
-        let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), "ec2")?;
+        let ctx = authenticate(&state.kiln, &req, chrono::Utc::now(), service)?;
         span.record("account", ctx.account.as_str());
         let mut params = Params::default();
         params.merge_urlencoded(query.as_bytes())?;
         if method == Method::POST {
             params.merge_urlencoded(&body)?;
+        }
+        if service == "sts" {
+            span.record("action", params.get("Action").unwrap_or(""));
+            let out = crate::sts::dispatch(&state.kiln, &ctx, &params, &request_id)?;
+            info!("ok");
+            return Ok(out);
         }
         let parsed = Ec2Request::parse(&params)?;
         span.record("action", parsed.action.name());

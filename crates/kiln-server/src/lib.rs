@@ -11,6 +11,7 @@ pub mod imds;
 pub mod netadapter;
 pub mod rbin;
 pub mod render;
+pub mod sts;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
