@@ -293,6 +293,70 @@ def test_volumes_hot_plug_into_a_running_instance(vm, pet, key):
     ec2.delete_volume(VolumeId=vol)
 
 
+def test_attached_volumes_snapshot_together_and_change_mappings(vm, pet, key):
+    from storage_helpers import qemu_matches, volume_path, wait_snapshot
+    ec2 = vm.client("a")
+    inst = describe(ec2, pet["id"])
+    zone, root = inst["Placement"]["AvailabilityZone"], inst["RootDeviceName"]
+    vol = ec2.create_volume(Size=1, AvailabilityZone=zone,
+                            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "db", "Value": "data"}]}])
+    vol = vol["VolumeId"]
+    before = set(ssh(pet["ip"], key, "ls /sys/block").split())
+    ec2.attach_volume(VolumeId=vol, InstanceId=pet["id"], Device="/dev/sdg")
+    # What Ansible's ec2_vol does next, with no wait: the attachment is there for every call.
+    ec2.modify_instance_attribute(InstanceId=pet["id"], BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdg", "Ebs": {"VolumeId": vol, "DeleteOnTermination": True}}])
+    [m] = [m for m in describe(ec2, pet["id"])["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdg"]
+    assert m["Ebs"]["DeleteOnTermination"] is True
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"][0]["DeleteOnTermination"] is True
+    with pytest.raises(Exception) as e:
+        ec2.modify_instance_attribute(InstanceId=pet["id"], BlockDeviceMappings=[
+            {"DeviceName": "/dev/sdz", "Ebs": {"DeleteOnTermination": True}}])
+    assert error_code(e) == "InvalidParameterValue"
+
+    [disk] = wait_until(lambda: set(ssh(pet["ip"], key, "ls /sys/block").split()) - before, timeout=30,
+                        interval=0.5, what="the hot-plugged disk in the guest")
+    ssh(pet["ip"], key, f"dd if=/dev/zero bs=4096 count=1 2>/dev/null | tr '\\000' K > /dev/{disk} && sync")
+    snaps = ec2.create_snapshots(InstanceSpecification={"InstanceId": pet["id"]}, Description="both",
+                                 CopyTagsFromSource="volume")["Snapshots"]
+    root_vol = [m["Ebs"]["VolumeId"] for m in inst["BlockDeviceMappings"] if m["DeviceName"] == root][0]
+    assert [s["VolumeId"] for s in snaps] == [root_vol, vol]
+    assert all(s["State"] == "pending" and s["Description"] == "both" and s["OwnerId"] for s in snaps)
+    assert snaps[1]["Tags"] == [{"Key": "db", "Value": "data"}] and snaps[0]["Tags"] == []
+    for s in snaps:
+        wait_snapshot(ec2, s["SnapshotId"], timeout=120)
+    # The data volume's snapshot holds what the running guest wrote.
+    restored = ec2.create_volume(SnapshotId=snaps[1]["SnapshotId"], AvailabilityZone=zone)["VolumeId"]
+    wait_until(lambda: ec2.describe_volumes(VolumeIds=[restored])["Volumes"][0]["State"] == "available",
+               what="the restored volume")
+    assert qemu_matches(volume_path(vm, restored), ord("K"), 0, 4096)
+    only_data = ec2.create_snapshots(InstanceSpecification={"InstanceId": pet["id"], "ExcludeBootVolume": True},
+                                     TagSpecifications=[{"ResourceType": "snapshot",
+                                                         "Tags": [{"Key": "k", "Value": "v"}]}])["Snapshots"]
+    assert [(s["VolumeId"], s["Tags"]) for s in only_data] == [(vol, [{"Key": "k", "Value": "v"}])]
+    wait_snapshot(ec2, only_data[0]["SnapshotId"], timeout=120)
+    with pytest.raises(Exception) as e:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": pet["id"], "ExcludeBootVolume": True,
+                                                    "ExcludeDataVolumeIds": [vol]})
+    assert error_code(e) == "InvalidParameterCombination"
+    with pytest.raises(Exception) as e:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-00000000000000000"})
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+
+    # The instance's subnet counts the addresses its instances hold.
+    subnet = ec2.describe_subnets(SubnetIds=[inst["SubnetId"]])["Subnets"][0]
+    holders = [i for r in ec2.describe_instances(Filters=[{"Name": "subnet-id", "Values": [inst["SubnetId"]]}])[
+        "Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    bits = int(subnet["CidrBlock"].split("/")[1])
+    assert holders and subnet["AvailableIpAddressCount"] == 2 ** (32 - bits) - 5 - len(holders)
+
+    ec2.detach_volume(VolumeId=vol)
+    wait_until(lambda: not set(ssh(pet["ip"], key, "ls /sys/block").split()) - before, timeout=30, interval=0.5,
+               what="the disk to leave the guest")
+    ec2.delete_volume(VolumeId=vol)
+    ec2.delete_volume(VolumeId=restored)
+
+
 def test_cli_lists_logs_in_and_follows_the_console(vm, pet, key, tmp_path):
     from conftest import ACCOUNTS, KILN_BIN
     _, _, access, secret = ACCOUNTS["a"]

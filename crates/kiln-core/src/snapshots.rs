@@ -206,7 +206,8 @@ impl Kiln {
         }
     }
 
-    fn read_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
+    /// Reads a pending snapshot's volume and completes it (the caller decides about freezing).
+    pub(crate) fn read_snapshot(&self, snap: &Item<SnapshotData>) -> CoreResult<()> {
         let (vol, base) = {
             let mut txn = self.store.read()?;
             let Some(rec) = txn.get(&snap.data.volume_id)? else {

@@ -162,12 +162,9 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             let snap = kiln.create_snapshot(ctx, volume_id, description.as_deref(), tag_specs)?;
             render::created_snapshot(&mut w, &snap);
         }
-        Ec2Action::CreateSnapshots { instance_id, .. } => {
-            // Instances arrive with the instances feature; until then no instance exists.
-            return Err(ApiError::Core(kiln_core::CoreError::NotFound {
-                kind: kiln_types::ResourceKind::Instance,
-                id: instance_id.clone(),
-            }));
+        Ec2Action::CreateSnapshots(spec) => {
+            let snaps = kiln.create_snapshots(ctx, spec)?;
+            w.list("snapshotSet", &snaps, render::snapshot_info);
         }
         Ec2Action::DescribeSnapshots(d) => {
             let (snaps, next) = kiln.describe_snapshots(ctx, &d.ids, &d.owners, &d.users, &d.filters, &d.page)?;

@@ -498,6 +498,23 @@ pub enum InstanceChange {
     BlockDevices(Vec<DeviceChange>),
 }
 
+/// What `CreateSnapshots` asks for: crash-consistent snapshots of an instance's volumes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSnapshotsSpec {
+    /// The instance.
+    pub instance_id: String,
+    /// Leave the root volume out.
+    pub exclude_boot_volume: bool,
+    /// Data volumes to leave out.
+    pub exclude_data_volume_ids: Vec<String>,
+    /// Description of every snapshot.
+    pub description: Option<String>,
+    /// Copy each volume's tags to its snapshot (`CopyTagsFromSource=volume`).
+    pub copy_tags: bool,
+    /// Tags for the snapshots.
+    pub tag_specs: Vec<TagSpecification>,
+}
+
 /// One `BlockDeviceMapping.N` of `ModifyInstanceAttribute`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceChange {

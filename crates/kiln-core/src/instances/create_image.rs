@@ -3,7 +3,7 @@
 //! The image and one `pending` snapshot per EBS volume are committed at once, so the call
 //! returns the new image id immediately, as in EC2. A worker then takes the snapshots: by
 //! default with the instance cleanly stopped and started again afterwards; with `NoReboot`
-//! while the VM is frozen for the moment each disk is read. Each snapshot stores only the
+//! while the VM is frozen once for the moment its disks are read. Each snapshot stores only the
 //! blocks the instance's overlay holds (what it changed since launch) and takes every other
 //! block from the image's snapshot, so the cost follows the changes, not the disk size.
 
@@ -181,8 +181,8 @@ impl Kiln {
                 }
                 result
             }
-            // Stopped already, or NoReboot: `run_snapshot` freezes a running VM per disk.
-            _ => snapshots.iter().try_for_each(|s| self.run_snapshot(s)),
+            // Stopped already, or NoReboot: every disk read while the VM is frozen once.
+            _ => self.snapshot_at_one_instant(instance_id, snapshots),
         }
     }
 

@@ -12,6 +12,7 @@ mod create_image;
 mod describe;
 mod hotplug;
 mod lifecycle;
+mod multi_snapshot;
 mod net;
 pub mod runtime;
 

@@ -2,8 +2,8 @@
 
 use base64::Engine;
 use kiln_types::{
-    CidrPeer, CopyImageSpec, CreateImageSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange, IpPermission, Page,
-    RegisterImageSpec, ResourceTypeRequest, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
+    CidrPeer, CopyImageSpec, CreateImageSpec, CreateSnapshotsSpec, CreateVolumeSpec, Filter, GroupPeer, InstanceChange,
+    IpPermission, Page, RegisterImageSpec, ResourceTypeRequest, RunInstancesSpec, Tag, TagSpecification, VolumeChange,
 };
 
 pub mod compute;
@@ -154,14 +154,7 @@ pub enum Ec2Action {
         description: Option<String>,
         tag_specs: Vec<TagSpecification>,
     },
-    CreateSnapshots {
-        instance_id: String,
-        exclude_boot_volume: bool,
-        exclude_data_volume_ids: Vec<String>,
-        description: Option<String>,
-        copy_tags: bool,
-        tag_specs: Vec<TagSpecification>,
-    },
+    CreateSnapshots(CreateSnapshotsSpec),
     DescribeSnapshots(OwnedDescribe),
     DeleteSnapshot {
         snapshot_id: String,
@@ -352,7 +345,7 @@ impl Ec2Action {
             Ec2Action::AttachVolume { .. } => "AttachVolume",
             Ec2Action::DetachVolume { .. } => "DetachVolume",
             Ec2Action::CreateSnapshot { .. } => "CreateSnapshot",
-            Ec2Action::CreateSnapshots { .. } => "CreateSnapshots",
+            Ec2Action::CreateSnapshots(_) => "CreateSnapshots",
             Ec2Action::DescribeSnapshots(_) => "DescribeSnapshots",
             Ec2Action::DeleteSnapshot { .. } => "DeleteSnapshot",
             Ec2Action::CopySnapshot { .. } => "CopySnapshot",
@@ -784,14 +777,24 @@ impl Ec2Request {
                 description: p.string("Description"),
                 tag_specs: tag_specs(p)?,
             },
-            "CreateSnapshots" => Ec2Action::CreateSnapshots {
+            "CreateSnapshots" => Ec2Action::CreateSnapshots(CreateSnapshotsSpec {
                 instance_id: p.required("InstanceSpecification.InstanceId")?.to_string(),
                 exclude_boot_volume: p.bool("InstanceSpecification.ExcludeBootVolume")?.unwrap_or(false),
                 exclude_data_volume_ids: p.strings("InstanceSpecification.ExcludeDataVolumeId")?,
                 description: p.string("Description"),
-                copy_tags: p.get("CopyTagsFromSource") == Some("volume"),
+                copy_tags: match p.get("CopyTagsFromSource") {
+                    None => false,
+                    Some("volume") => true,
+                    Some(other) => {
+                        return Err(ProtocolError::InvalidValue {
+                            param: "CopyTagsFromSource".into(),
+                            value: other.to_string(),
+                            reason: "the only valid value is volume".into(),
+                        })
+                    }
+                },
                 tag_specs: tag_specs(p)?,
-            },
+            }),
             "DescribeSnapshots" => {
                 Ec2Action::DescribeSnapshots(storage::owned_describe(p, "SnapshotId", "RestorableBy", 5, 1000)?)
             }

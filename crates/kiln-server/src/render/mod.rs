@@ -269,5 +269,6 @@ mod storage;
 pub use compute::{instance_attribute, instance_status, reservation, state_change};
 pub use lifecycle::{image_block_public_access, image_reference, snapshot_block_public_access};
 pub use storage::{
-    attachment, created_snapshot, created_volume, grantee, image, image_attribute, modification, snapshot, volume,
+    attachment, created_snapshot, created_volume, grantee, image, image_attribute, modification, snapshot,
+    snapshot_info, volume,
 };

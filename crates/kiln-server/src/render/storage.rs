@@ -113,6 +113,21 @@ fn snapshot_with(
     tags(w, &s.tags);
 }
 
+/// One `SnapshotInfo` of `CreateSnapshots`.
+pub fn snapshot_info(w: &mut XmlWriter, s: &Item<SnapshotData>) {
+    let d = &s.data;
+    w.text("description", &d.description);
+    tag_set_always(w, &s.tags);
+    w.bool("encrypted", d.encrypted)
+        .text("volumeId", &d.volume_id)
+        .text("state", &d.state)
+        .num("volumeSize", d.volume_size)
+        .text("startTime", &d.start_time)
+        .text("progress", &format!("{}%", d.progress))
+        .text("ownerId", &s.account)
+        .text("snapshotId", &s.id);
+}
+
 /// One `CreateVolumePermission`/`LaunchPermission`.
 pub fn grantee(w: &mut XmlWriter, g: &Grantee) {
     match g {
