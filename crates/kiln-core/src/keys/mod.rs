@@ -15,6 +15,7 @@ use std::fmt::{self, Write as _};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
 use md5::Md5;
 use rand::rngs::OsRng;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
@@ -553,17 +554,12 @@ fn push_ppk_lines(out: &mut String, header: &str, blob: &[u8]) {
     }
 }
 
-// RFC 2104 over SHA-1; small enough that a dedicated crate isn't worth it.
+/// HMAC-SHA-1, the MAC of version 2 PuTTY key files.
 fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
-    const BLOCK: usize = 64;
-    let mut block_key = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block_key[..20].copy_from_slice(&Sha1::digest(key));
-    } else {
-        block_key[..key.len()].copy_from_slice(key);
-    }
-    let inner = Sha1::new().chain_update(block_key.map(|b| b ^ 0x36)).chain_update(data).finalize();
-    Sha1::new().chain_update(block_key.map(|b| b ^ 0x5c)).chain_update(inner).finalize().into()
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
