@@ -1,11 +1,13 @@
 //! The `kiln` binary: `kiln serve` runs the server; `kiln account …` administers accounts.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln_server::Config;
+use tracing_subscriber::EnvFilter;
 
 mod client;
 mod doctor;
@@ -198,6 +200,39 @@ impl ProvidedImage {
     }
 }
 
+/// How log lines are written, from `KILN_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LogFormat {
+    /// Human-readable lines (the default); coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object a line, with `timestamp`, `level`, `target`, `fields` and the spans.
+    Json,
+}
+
+impl LogFormat {
+    /// Unset or empty means text; anything but `text` or `json` is refused rather than guessed.
+    fn parse(value: Option<&std::ffi::OsStr>) -> anyhow::Result<LogFormat> {
+        match value.map(|v| v.to_str()) {
+            None | Some(Some("" | "text")) => Ok(LogFormat::Text),
+            Some(Some("json")) => Ok(LogFormat::Json),
+            Some(other) => {
+                anyhow::bail!("KILN_LOG_FORMAT must be `text` or `json`, not {:?}", other.unwrap_or("(not UTF-8)"))
+            }
+        }
+    }
+}
+
+/// Logs to stderr at the level `KILN_LOG` (an `EnvFilter` directive) asks for, `info` by default.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Escape codes are noise in a file or a journal, so colour only a terminal.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ExportFormat {
     Raw,
@@ -261,10 +296,7 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(LogFormat::parse(std::env::var_os("KILN_LOG_FORMAT").as_deref())?);
     let cli = Cli::parse();
     let mut config = load_config(&cli)?;
     match &cli.command {
@@ -387,5 +419,21 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_is_text_unless_json_is_asked_for() {
+        let parse = |v: &str| LogFormat::parse(Some(std::ffi::OsStr::new(v)));
+        assert_eq!(LogFormat::parse(None).unwrap(), LogFormat::Text);
+        assert_eq!(parse("").unwrap(), LogFormat::Text);
+        assert_eq!(parse("text").unwrap(), LogFormat::Text);
+        assert_eq!(parse("json").unwrap(), LogFormat::Json);
+        let err = parse("JSON").unwrap_err().to_string();
+        assert!(err.contains("KILN_LOG_FORMAT") && err.contains("\"JSON\""), "{err}");
     }
 }
