@@ -478,6 +478,18 @@ mod tests {
         assert!(format!("{:#}", with_key("test", "").unwrap_err()).contains("secret must not be empty"));
     }
 
+    /// The configuration sample in the README is a real, valid configuration.
+    #[test]
+    fn the_readme_sample_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("the README has a TOML sample") + "```toml\n".len();
+        let sample = &readme[start..start + readme[start..].find("```").expect("the sample ends")];
+        let c: Config = toml::from_str(sample).unwrap_or_else(|e| panic!("README sample: {e}"));
+        c.validate().unwrap();
+        assert_eq!(c.instances.ram_allocation_ratio, 1.5);
+        assert_eq!(c.regions[0].name, "eu-west-2");
+    }
+
     #[test]
     fn secrets_stay_out_of_debug_output() {
         let c: Config = toml::from_str("[[accounts]]\nid = \"111122223333\"\nname = \"a\"\naccess_keys = [{ id = \"AKIAEXAMPLETEAMA0001\", secret = \"hunter2\" }]").unwrap();
