@@ -163,3 +163,16 @@ def unique():
 
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
+
+
+def pytest_runtest_makereport(item, call):
+    """Where the host tools are meant to be present (`scripts/test` sets KILN_REQUIRE_HOST_TOOLS=1
+    when it installed them), a test that skips has not run: report it as a failure."""
+    if os.environ.get("KILN_REQUIRE_HOST_TOOLS") != "1":
+        return None
+    from _pytest.reports import TestReport
+    report = TestReport.from_item_and_call(item, call)
+    if report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped where it must run (KILN_REQUIRE_HOST_TOOLS=1): {report.longrepr}"
+    return report

@@ -1,6 +1,9 @@
 //! Tests against the real `qemu-img`, `qemu-io`, `qemu-nbd` and `qemu-storage-daemon`, in a
 //! temporary directory. Each test skips, saying why, when a tool is missing.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +23,7 @@ fn tools(names: &[&str]) -> bool {
     for name in names {
         let found = Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !matches!(found, Ok(s) if s.success()) {
-            eprintln!("skipping: {name} is not installed");
+            host_tools::cannot_run(&format!("{name} is not installed"));
             return false;
         }
     }

@@ -4,6 +4,9 @@
 //! user data does not run again. Skipped, with the reason printed, where QEMU, apt or
 //! mkfs.ext4 is missing.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -31,7 +34,7 @@ fn minimal_image_boots_and_applies_instance_metadata() {
         ("mkfs.ext4", "-V"),
     ];
     if let Some(program) = missing_program(&tools) {
-        println!("skipping: {program} is not available");
+        host_tools::cannot_run(&format!("{program} is not available"));
         return;
     }
 

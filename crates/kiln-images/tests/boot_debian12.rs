@@ -5,6 +5,9 @@
 //! Skipped, with the reason printed, where QEMU, mmdebstrap, root privileges or the Debian
 //! archive are missing.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 mod common;
 
 use std::process::Command;
@@ -41,11 +44,11 @@ fn debian12_image_boots_and_applies_instance_metadata() {
         ("mmdebstrap", "--version"),
     ];
     if let Some(program) = missing_program(&tools) {
-        println!("skipping: {program} is not available");
+        host_tools::cannot_run(&format!("{program} is not available"));
         return;
     }
     if !is_root() {
-        println!("skipping: building debian-12 installs packages in a chroot, which needs root");
+        host_tools::cannot_run("building debian-12 installs packages in a chroot, which needs root");
         return;
     }
 
@@ -53,7 +56,7 @@ fn debian12_image_boots_and_applies_instance_metadata() {
     let image = match build_debian12(&common::cache_dir(), &|step| eprintln!("kiln-images: {step}")) {
         Ok(image) => image,
         Err(ImageError::Command { command, stderr, .. }) if command.starts_with("apt-get download") => {
-            println!("skipping: cannot fetch packages from the Debian archive: {stderr}");
+            host_tools::cannot_run(&format!("cannot fetch packages from the Debian archive: {stderr}"));
             return;
         }
         Err(e) => panic!("build the debian-12 image: {e}"),

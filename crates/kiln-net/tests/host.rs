@@ -9,6 +9,9 @@
 //! one per host and another test run may be going on at the same time. The firewall test is
 //! skipped when the table already exists: a Kiln running on this host owns it.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 use std::net::Ipv4Addr;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
@@ -24,7 +27,7 @@ use kiln_net::{
 macro_rules! require_root_networking {
     () => {
         if let Err(e) = kiln_net::probe() {
-            println!("skipping: {e}");
+            host_tools::cannot_run(&e.to_string());
             return;
         }
     };
@@ -92,7 +95,7 @@ fn a_port_gets_its_tap_routes_and_firewall_chain_and_leaves_nothing_behind() {
     let _lock = host_lock();
     // Test runs hold the lock and delete the table, so one that exists belongs to a running Kiln.
     if sh("nft", &["list", "table", "inet", "kiln"]).0 {
-        println!("skipping: table inet kiln exists, so a Kiln on this host is using it");
+        host_tools::cannot_run("table inet kiln exists, so a Kiln on this host is using it");
         return;
     }
     let tap = TapName::new(&format!("kttest{}", std::process::id())).unwrap();
@@ -182,7 +185,7 @@ fn busybox() -> Option<PathBuf> {
 fn busybox_udhcpc_accepts_the_lease() {
     require_root_networking!();
     let Some(busybox) = busybox() else {
-        println!("skipping: no busybox with udhcpc (set KILN_TEST_BUSYBOX)");
+        host_tools::cannot_run("no busybox with udhcpc (set KILN_TEST_BUSYBOX)");
         return;
     };
     let _lock = host_lock();

@@ -1,5 +1,8 @@
 //! The firewall script, pinned byte for byte, and checked by the real `nft` where it can be.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -206,7 +209,7 @@ fn nft_check(script: &str) -> Result<(), String> {
 #[test]
 fn nft_accepts_the_golden_scripts() {
     if !nft_usable() {
-        println!("skipping: needs root and a working nft ({:?})", kiln_net::probe());
+        host_tools::cannot_run(&format!("needs root and a working nft ({:?})", kiln_net::probe()));
         return;
     }
     for script in [GOLDEN, EMPTY] {

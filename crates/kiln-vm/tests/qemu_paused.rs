@@ -1,6 +1,9 @@
 //! Starts a real, paused QEMU from the argv builder and drives it over QMP. Nothing boots: the
 //! CPUs never run, so this needs neither a kernel nor KVM. Skipped where QEMU is not installed.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -78,7 +81,7 @@ fn spec(dir: &Path, disks: Vec<Disk>) -> VmSpec {
 #[test]
 fn paused_microvm_answers_qmp_and_quits() {
     if !installed(argv::QEMU_SYSTEM) {
-        println!("skipping: qemu-system-x86_64 is not installed");
+        host_tools::cannot_run("qemu-system-x86_64 is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

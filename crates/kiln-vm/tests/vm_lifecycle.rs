@@ -3,6 +3,9 @@
 //! which can never honour the power button, so every graceful stop ends in the forced path.
 //! Skipped where QEMU is not installed.
 
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ fn installed(program: &str) -> bool {
 macro_rules! require_qemu {
     () => {
         if !installed(argv::QEMU_SYSTEM) {
-            println!("skipping: {} is not installed", argv::QEMU_SYSTEM);
+            host_tools::cannot_run(&format!("{} is not installed", argv::QEMU_SYSTEM));
             return;
         }
     };

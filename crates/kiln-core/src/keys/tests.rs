@@ -12,10 +12,13 @@ fn find_tool(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
+#[path = "../../../../tests/support/host_tools.rs"]
+mod host_tools;
+
 fn tool_or_skip(name: &str) -> Option<PathBuf> {
     let found = find_tool(name);
     if found.is_none() {
-        eprintln!("skipping external cross-check: {name} not found on PATH");
+        host_tools::cannot_run(&format!("the external cross-check needs {name} on PATH"));
     }
     found
 }
