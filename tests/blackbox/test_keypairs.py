@@ -527,3 +527,31 @@ def test_concurrent_creates_of_one_name_yield_exactly_one_key(ec2, unique):
     assert len(winners) == 1, results
     assert sorted(set(results) - set(winners)) == ["InvalidKeyPair.Duplicate"]
     assert [k["KeyPairId"] for k in ec2().describe_key_pairs(KeyNames=[name])["KeyPairs"]] == winners
+
+
+@pytest.mark.parametrize("bits", [2048, 4096])
+def test_import_accepts_rfc4716_and_base64_der_with_ec2s_fingerprint(ec2, server, tmp_path, unique, bits):
+    """The three formats ImportKeyPair documents give the same key and EC2's fingerprint: the MD5
+    of the DER public key, as `openssl pkey -pubin -outform DER | openssl md5 -c` prints it."""
+    c = ec2()
+    path, line = ssh_keypair(tmp_path, "rsa", bits=bits)
+    pub = pathlib.Path(f"{path}.pub")
+    rfc4716 = run("ssh-keygen", "-e", "-f", str(pub))
+    assert rfc4716.startswith(b"---- BEGIN SSH2 PUBLIC KEY ----")
+    spki_pem = run("ssh-keygen", "-e", "-m", "PKCS8", "-f", str(pub))
+    der_b64 = b"".join(l for l in spki_pem.splitlines() if not l.startswith(b"-----"))
+    expected = openssl_digest(run("openssl", "md5", "-c", stdin=run("openssl", "pkey", "-pubin", "-outform", "DER",
+                                                                     stdin=spki_pem)))
+    seen = {}
+    for form, material in (("openssh", line.encode()), ("rfc4716", rfc4716), ("der", der_b64)):
+        name = unique(form)
+        kp = c.import_key_pair(KeyName=name, PublicKeyMaterial=material)
+        seen[form] = kp["KeyFingerprint"]
+        [described] = c.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"]
+        assert two_fields(described["PublicKey"]) == two_fields(line), form
+    assert seen == {"openssh": expected, "rfc4716": expected, "der": expected}
+    # The AWS CLI reads the files as they are (fileb://).
+    rfc_path = tmp_path / "key.rfc4716"
+    rfc_path.write_bytes(rfc4716)
+    out = server.cli("import-key-pair", "--key-name", unique("cli-rfc"), "--public-key-material", f"fileb://{rfc_path}")
+    assert out["KeyFingerprint"] == expected

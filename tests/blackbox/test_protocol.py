@@ -106,7 +106,7 @@ def test_unknown_access_key_is_auth_failure(server):
     with pytest.raises(ClientError) as e:
         c.describe_regions()
     assert error_code(e) == "AuthFailure"
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (401, 403)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
 
 
 def test_unknown_region_is_auth_failure(server):
@@ -122,8 +122,8 @@ def test_wrong_service_scope_is_refused(server):
     SigV4Auth(creds(), "s3", "us-east-1").add_auth(req)
     p = req.prepare()
     r = requests.post(p.url, headers=dict(p.headers), data=p.body, timeout=30)
-    assert r.status_code in (400, 401, 403)
-    assert error_of(r)[0] in ("AuthFailure", "SignatureDoesNotMatch", "IncompleteSignature")
+    assert (r.status_code, error_of(r)[0]) == (401, "AuthFailure")
+    assert "'s3'" in error_of(r)[1]
 
 
 def test_stale_date_is_request_expired(server):
@@ -141,7 +141,7 @@ def test_stale_date_is_request_expired(server):
 def test_no_auth_is_missing_authentication_token(server):
     r = requests.post(server.endpoint + "/", data={"Action": "DescribeRegions", "Version": "2016-11-15"}, timeout=30)
     assert error_of(r)[0] == "MissingAuthenticationToken"
-    assert r.status_code in (400, 401, 403)
+    assert r.status_code == 401
     r = requests.get(server.endpoint + "/?Action=DescribeRegions&Version=2016-11-15", timeout=30)
     assert error_of(r)[0] == "MissingAuthenticationToken"
     unsigned = boto3.client("ec2", endpoint_url=server.endpoint, region_name="us-east-1",
@@ -181,10 +181,10 @@ def test_presigned_get_works_and_tampering_or_expiry_fails(server):
 
     old = presigned_url(server, params, expires=60, when=utcnow() - datetime.timedelta(minutes=2))
     r = requests.get(old, timeout=30)
-    assert r.status_code in (400, 403) and error_of(r)[0] in ("RequestExpired", "AuthFailure")
+    assert (r.status_code, error_of(r)[0]) == (400, "RequestExpired")
     # A presigned URL may not be used with a different method or body.
     r = requests.post(url, data=b"Action=DescribeVpcs", headers={"Content-Type": FORM}, timeout=30)
-    assert r.status_code != 200 or b"DescribeVpcsResponse" not in r.content
+    assert (r.status_code, error_of(r)[0]) == (403, "SignatureDoesNotMatch")
 
 
 def test_get_and_post_both_work(server):
@@ -215,8 +215,7 @@ def test_unknown_action_is_invalid_action(server):
 
 def test_missing_action(server):
     r = signed(server, {"Version": "2016-11-15"})
-    assert r.status_code == 400
-    assert error_of(r)[0] in ("MissingAction", "InvalidAction", "MissingParameter")
+    assert (r.status_code, error_of(r)[0]) == (400, "MissingAction")
 
 
 def test_real_but_unbuilt_action_is_unsupported_operation(ec2):
@@ -234,7 +233,7 @@ def test_missing_parameter(server):
     for params, name in (({"Action": "CreateKeyPair"}, "KeyName"),
                          ({"Action": "ImportKeyPair", "KeyName": "x"}, "PublicKeyMaterial"),
                          ({"Action": "CreateSecurityGroup", "GroupName": "x"}, "GroupDescription"),
-                         ({"Action": "CreateTags", "Tag.1.Key": "a"}, "ResourceId")):
+                         ({"Action": "CreateTags", "Tag.1.Key": "a"}, "resourceIdSet")):
         r = signed(server, {**params, "Version": "2016-11-15"})
         code, message, _ = error_of(r)
         assert (r.status_code, code) == (400, "MissingParameter"), params
@@ -423,18 +422,17 @@ def test_oversized_body_is_a_clear_error(server):
         r = requests.post(server.endpoint + "/", data=body, headers={"Content-Type": FORM}, timeout=60)
     except requests.ConnectionError:
         r = None  # the server may close the connection once the limit is hit
+    # The answer comes before the body is read through, so the connection may close under the
+    # sender; when the answer arrives it is the one right answer.
     if r is not None:
-        assert r.status_code in (400, 413), r.status_code
-        error_of(r)
+        assert (r.status_code, error_of(r)[0]) == (413, "InvalidParameterValue")
     # A signed oversized body gets the same treatment.
     try:
         r = signed(server, body)
     except requests.ConnectionError:
         r = None
     if r is not None:
-        assert r.status_code in (400, 413), r.status_code
-        code, message, _ = error_of(r)
-        assert code in ("InvalidParameterValue", "RequestEntityTooLarge", "PayloadTooLarge")
+        assert (r.status_code, error_of(r)[0]) == (413, "InvalidParameterValue")
     assert server.client().describe_regions()["Regions"]
 
 

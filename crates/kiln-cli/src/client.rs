@@ -33,14 +33,6 @@ impl Reply {
     }
 }
 
-/// The text of the first `<name>…</name>` element of an XML document.
-pub fn xml_text(doc: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = doc.find(&open)? + open.len();
-    let end = doc[start..].find(&format!("</{name}>"))? + start;
-    Some(doc[start..end].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
-}
-
 impl Client {
     /// A client for `endpoint` (`http://host:port`) with explicit credentials.
     pub fn new(endpoint: &str, region: &str, access_key: &str, secret: &str) -> anyhow::Result<Client> {
@@ -124,8 +116,8 @@ impl Client {
         if reply.status != 200 {
             bail!(
                 "{action} failed: {}: {}",
-                xml_text(&text, "Code").unwrap_or_else(|| reply.status.to_string()),
-                xml_text(&text, "Message").unwrap_or_default()
+                crate::xml::text_of(&text, "Code").unwrap_or_else(|| reply.status.to_string()),
+                crate::xml::text_of(&text, "Message").unwrap_or_default()
             );
         }
         Ok(text)
@@ -150,18 +142,5 @@ impl Client {
             );
         }
         Ok(reply)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xml_text_finds_elements() {
-        let doc = "<R><imageId>ami-1</imageId><Message>a &amp; b</Message></R>";
-        assert_eq!(xml_text(doc, "imageId").as_deref(), Some("ami-1"));
-        assert_eq!(xml_text(doc, "Message").as_deref(), Some("a & b"));
-        assert_eq!(xml_text(doc, "nope"), None);
     }
 }

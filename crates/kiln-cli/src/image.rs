@@ -15,7 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kiln_disk::{Format, ImageSource, RawWriter, BLOCK_SIZE};
 use sha2::{Digest, Sha256};
 
-use crate::client::{xml_text, Client};
+use crate::client::Client;
+use crate::xml;
 
 /// The tag that records an imported file's exact size.
 pub const SOURCE_SIZE_TAG: &str = "kiln:source-size";
@@ -164,27 +165,25 @@ pub fn import(client: &Client, file: &Path, spec: &ImportSpec<'_>) -> anyhow::Re
         params.push(("BootMode", b.to_string()));
     }
     let doc = client.ec2("RegisterImage", &params)?;
-    let image_id = xml_text(&doc, "imageId").ok_or_else(|| anyhow!("RegisterImage returned no imageId"))?;
+    let image_id = xml::text_of(&doc, "imageId").ok_or_else(|| anyhow!("RegisterImage returned no imageId"))?;
     Ok((image_id, snapshot_id))
 }
 
-/// The value of a tag in a Describe response document.
+/// The value of a tag of the snapshot in a `DescribeSnapshots` answer.
 fn tag_value(doc: &str, key: &str) -> Option<String> {
-    let needle = format!("<key>{key}</key><value>");
-    let start = doc.find(&needle)? + needle.len();
-    let end = doc[start..].find("</value>")? + start;
-    Some(doc[start..end].to_string())
+    let doc = xml::parse(doc).ok()?;
+    xml::tag(xml::find(doc.root_element(), "snapshotSet").and_then(|l| xml::find(l, "item"))?, key)
 }
 
 /// Writes the root volume of `image_id` to `file` as raw or qcow2.
 pub fn export(client: &Client, image_id: &str, file: &Path, format: Format) -> anyhow::Result<u64> {
     let doc = client.ec2("DescribeImages", &[("ImageId.1", image_id.to_string())])?;
-    let root = xml_text(&doc, "rootDeviceName").ok_or_else(|| anyhow!("{image_id} has no root device"))?;
+    let root = xml::text_of(&doc, "rootDeviceName").ok_or_else(|| anyhow!("{image_id} has no root device"))?;
     let snapshot_id =
         root_snapshot(&doc, &root).ok_or_else(|| anyhow!("{image_id}'s root device {root} has no snapshot"))?;
     let snap_doc = client.ec2("DescribeSnapshots", &[("SnapshotId.1", snapshot_id.clone())])?;
     let gib: u64 =
-        xml_text(&snap_doc, "volumeSize").and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("no volumeSize"))?;
+        xml::text_of(&snap_doc, "volumeSize").and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("no volumeSize"))?;
     let size = tag_value(&snap_doc, SOURCE_SIZE_TAG).and_then(|v| v.parse().ok()).unwrap_or(gib * GIB);
 
     let raw_path = match format {
@@ -235,9 +234,11 @@ pub fn export(client: &Client, image_id: &str, file: &Path, format: Format) -> a
 
 /// The snapshot of the mapping whose device is the root device.
 fn root_snapshot(doc: &str, root: &str) -> Option<String> {
-    let device = format!("<deviceName>{root}</deviceName>");
-    let at = doc.find(&device)?;
-    xml_text(&doc[at..], "snapshotId")
+    let doc = xml::parse(doc).ok()?;
+    xml::items(doc.root_element(), "blockDeviceMapping")
+        .into_iter()
+        .find(|m| xml::text(*m, "deviceName").as_deref() == Some(root))
+        .and_then(|m| xml::text(m, "snapshotId"))
 }
 
 #[cfg(test)]
@@ -246,9 +247,10 @@ mod tests {
 
     #[test]
     fn finds_tags_and_root_snapshots() {
-        let doc = "<x><tagSet><item><key>kiln:source-size</key><value>1234</value></item></tagSet></x>";
+        let doc = "<x><snapshotSet><item><snapshotId>snap-1</snapshotId><tagSet><item><key>kiln:source-size</key>\
+                   <value>1234</value></item></tagSet></item></snapshotSet></x>";
         assert_eq!(tag_value(doc, SOURCE_SIZE_TAG).as_deref(), Some("1234"));
-        let img = "<blockDeviceMapping><item><deviceName>/dev/sdb</deviceName><ebs><snapshotId>snap-b</snapshotId></ebs></item><item><deviceName>/dev/xvda</deviceName><ebs><snapshotId>snap-a</snapshotId></ebs></item></blockDeviceMapping>";
+        let img = "<imagesSet><item><blockDeviceMapping><item><deviceName>/dev/sdb</deviceName><ebs><snapshotId>snap-b</snapshotId></ebs></item><item><deviceName>/dev/xvda</deviceName><ebs><snapshotId>snap-a</snapshotId></ebs></item></blockDeviceMapping></item></imagesSet>";
         assert_eq!(root_snapshot(img, "/dev/xvda").as_deref(), Some("snap-a"));
     }
 }

@@ -7,57 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use base64::Engine;
 
-use crate::client::{xml_text, Client};
-
-/// The top-level `<item>` elements of the first `<list>` element of `doc`.
-pub fn items<'a>(doc: &'a str, list: &str) -> Vec<&'a str> {
-    let open = format!("<{list}>");
-    let Some(start) = doc.find(&open).map(|i| i + open.len()) else { return vec![] };
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut item_start = 0;
-    let mut rest = start;
-    let close_list = format!("</{list}>");
-    loop {
-        let next_open = doc[rest..].find("<item>").map(|i| i + rest);
-        let next_close = doc[rest..].find("</item>").map(|i| i + rest);
-        let list_end = doc[rest..].find(&close_list).map(|i| i + rest);
-        if depth == 0 {
-            match (next_open, list_end) {
-                (Some(o), Some(e)) if o < e => {
-                    item_start = o + "<item>".len();
-                    depth = 1;
-                    rest = item_start;
-                }
-                _ => break,
-            }
-            continue;
-        }
-        match (next_open, next_close) {
-            (Some(o), Some(c)) if o < c => {
-                depth += 1;
-                rest = o + "<item>".len();
-            }
-            (_, Some(c)) => {
-                depth -= 1;
-                if depth == 0 {
-                    out.push(&doc[item_start..c]);
-                }
-                rest = c + "</item>".len();
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
-/// The value of tag `key` in an element's `tagSet`.
-fn tag(item: &str, key: &str) -> Option<String> {
-    items(item, "tagSet")
-        .into_iter()
-        .find(|t| xml_text(t, "key").as_deref() == Some(key))
-        .and_then(|t| xml_text(t, "value"))
-}
+use crate::client::Client;
+use crate::xml;
 
 /// One instance as the CLI needs it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,24 +32,25 @@ pub struct InstanceRow {
 }
 
 /// Parses a `DescribeInstances` response.
-pub fn parse_instances(doc: &str) -> Vec<InstanceRow> {
+pub fn parse_instances(doc: &str) -> anyhow::Result<Vec<InstanceRow>> {
+    let doc = xml::parse(doc)?;
     let mut rows = Vec::new();
-    for reservation in items(doc, "reservationSet") {
-        for inst in items(reservation, "instancesSet") {
-            let state = inst.find("<instanceState>").map(|i| &inst[i..]).and_then(|s| xml_text(s, "name"));
+    for reservation in xml::items(doc.root_element(), "reservationSet") {
+        for inst in xml::items(reservation, "instancesSet") {
+            let field = |name: &str| xml::text(inst, name).unwrap_or_default();
             rows.push(InstanceRow {
-                id: xml_text(inst, "instanceId").unwrap_or_default(),
-                state: state.unwrap_or_default(),
-                instance_type: xml_text(inst, "instanceType").unwrap_or_default(),
-                image_id: xml_text(inst, "imageId").unwrap_or_default(),
-                private_ip: xml_text(inst, "privateIpAddress").unwrap_or_default(),
-                public_ip: xml_text(inst, "ipAddress").unwrap_or_default(),
-                key_name: xml_text(inst, "keyName").unwrap_or_default(),
-                name: tag(inst, "Name").unwrap_or_default(),
+                id: field("instanceId"),
+                state: xml::find(inst, "instanceState").and_then(|s| xml::text(s, "name")).unwrap_or_default(),
+                instance_type: field("instanceType"),
+                image_id: field("imageId"),
+                private_ip: field("privateIpAddress"),
+                public_ip: field("ipAddress"),
+                key_name: field("keyName"),
+                name: xml::tag(inst, "Name").unwrap_or_default(),
             });
         }
     }
-    rows
+    Ok(rows)
 }
 
 fn or_dash(s: &str) -> &str {
@@ -116,7 +68,7 @@ pub fn list_instances(client: &Client) -> anyhow::Result<String> {
         "{:<20} {:<14} {:<12} {:<22} {:<15} {:<15} {:<12} {}\n",
         "INSTANCE", "STATE", "TYPE", "IMAGE", "PRIVATE_IP", "PUBLIC_IP", "KEY", "NAME"
     );
-    for r in parse_instances(&doc) {
+    for r in parse_instances(&doc)? {
         text += &format!(
             "{:<20} {:<14} {:<12} {:<22} {:<15} {:<15} {:<12} {}\n",
             r.id,
@@ -140,16 +92,18 @@ pub fn list_images(client: &Client, owners: &[String]) -> anyhow::Result<String>
     let doc = client.ec2("DescribeImages", &params)?;
     let mut text =
         format!("{:<22} {:<10} {:<14} {:<8} {:<15} {}\n", "IMAGE", "STATE", "OWNER", "PUBLIC", "ROOT", "NAME");
-    for image in items(&doc, "imagesSet") {
-        let owner = xml_text(image, "imageOwnerAlias").or_else(|| xml_text(image, "imageOwnerId")).unwrap_or_default();
+    let doc = xml::parse(&doc)?;
+    for image in xml::items(doc.root_element(), "imagesSet") {
+        let field = |name: &str| xml::text(image, name).unwrap_or_default();
+        let owner = xml::text(image, "imageOwnerAlias").unwrap_or_else(|| field("imageOwnerId"));
         text += &format!(
             "{:<22} {:<10} {:<14} {:<8} {:<15} {}\n",
-            xml_text(image, "imageId").unwrap_or_default(),
-            xml_text(image, "imageState").unwrap_or_default(),
+            field("imageId"),
+            field("imageState"),
             owner,
-            xml_text(image, "isPublic").unwrap_or_default(),
-            xml_text(image, "rootDeviceType").unwrap_or_default(),
-            xml_text(image, "name").unwrap_or_default(),
+            field("isPublic"),
+            field("rootDeviceType"),
+            field("name"),
         );
     }
     Ok(text)
@@ -170,7 +124,7 @@ pub fn keys_dir() -> PathBuf {
 /// `kiln keys create NAME`: creates the key pair and saves its private key (mode 0600).
 pub fn create_key(client: &Client, name: &str, key_type: &str) -> anyhow::Result<PathBuf> {
     let doc = client.ec2("CreateKeyPair", &[("KeyName", name.to_string()), ("KeyType", key_type.to_string())])?;
-    let material = xml_text(&doc, "keyMaterial").context("the response has no key material")?;
+    let material = xml::text_of(&doc, "keyMaterial").context("the response has no key material")?;
     let dir = keys_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{name}.pem"));
@@ -181,7 +135,7 @@ pub fn create_key(client: &Client, name: &str, key_type: &str) -> anyhow::Result
 
 fn describe_one(client: &Client, id: &str) -> anyhow::Result<InstanceRow> {
     let doc = client.ec2("DescribeInstances", &[("InstanceId.1", id.to_string())])?;
-    parse_instances(&doc).into_iter().next().with_context(|| format!("no instance {id}"))
+    parse_instances(&doc)?.into_iter().next().with_context(|| format!("no instance {id}"))
 }
 
 /// The `ssh` command line that logs into `id` (not run, so it can be shown or exec'd).
@@ -228,7 +182,7 @@ pub fn ssh_command(
 pub fn console(client: &Client, id: &str, follow: bool) -> anyhow::Result<()> {
     let fetch = || -> anyhow::Result<String> {
         let doc = client.ec2("GetConsoleOutput", &[("InstanceId", id.to_string())])?;
-        let encoded = xml_text(&doc, "output").unwrap_or_default();
+        let encoded = xml::text_of(&doc, "output").unwrap_or_default();
         let bytes =
             base64::engine::general_purpose::STANDARD.decode(encoded.trim()).context("decoding the console output")?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -273,7 +227,7 @@ mod tests {
 
     #[test]
     fn instances_parse_with_nested_items() {
-        let rows = parse_instances(DOC);
+        let rows = parse_instances(DOC).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].id, "i-1");
         assert_eq!(rows[0].state, "running");

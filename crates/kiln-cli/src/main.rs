@@ -13,6 +13,7 @@ mod client;
 mod doctor;
 mod image;
 mod instances;
+mod xml;
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Self-hosted machine images and instances behind the EC2 API")]

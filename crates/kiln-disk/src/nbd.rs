@@ -356,11 +356,11 @@ impl NbdClient {
         }
         let size = self.export.size;
         let len = buf.len() as u64;
-        if offset.checked_add(len).map_or(true, |end| end > size) {
+        if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(NbdError::OutOfRange { offset, length: len, size });
         }
         let min = u64::from(self.export.min_block);
-        if offset % min == 0 && len % min == 0 {
+        if offset.is_multiple_of(min) && len.is_multiple_of(min) {
             return self.read_aligned(offset, buf);
         }
         // Widen to whole minimum blocks; the export size is itself a multiple of the minimum.

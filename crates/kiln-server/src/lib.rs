@@ -212,13 +212,12 @@ fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
             purge_recycle_bin(&kiln).await;
             for region in &regions {
                 let kiln = Arc::clone(&kiln);
-                let region = region.clone();
-                let outcome = tokio::task::spawn_blocking(move || kiln.collect_garbage(&region, grace)).await;
+                let name = region.clone();
+                let outcome = tokio::task::spawn_blocking(move || kiln.collect_garbage(&name, grace)).await;
                 match outcome {
-                    Ok(Ok(report)) if report.deleted + report.orphans_deleted > 0 => {
-                        info!(?report, "garbage collected")
-                    }
-                    Ok(Ok(_)) => {}
+                    // One line per region and pass (every 10 minutes by default), so a pass that
+                    // kept everything can be seen to have run.
+                    Ok(Ok(report)) => info!(region = %region, ?report, "garbage collection pass"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "garbage collection failed"),
                     Err(e) => tracing::warn!(error = %e, "garbage collection task failed"),
                 }

@@ -322,6 +322,13 @@ fn reason_of(status: &VmStatus) -> Option<Reason> {
     status.reason.as_ref().map(|r| Reason { code: r.code.clone(), message: r.message.clone() })
 }
 
+/// Sends SIGKILL to a process; one that is gone already is no error.
+fn sigkill(pid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
 /// Kills a QEMU a previous run of Kiln left behind, if the pid still names it.
 fn kill_leftover(pidfile: &Path, id: &str) {
     let Ok(pid) = std::fs::read_to_string(pidfile) else { return };
@@ -329,7 +336,9 @@ fn kill_leftover(pidfile: &Path, id: &str) {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if String::from_utf8_lossy(&cmdline).contains(id) {
         tracing::warn!(instance = id, pid, "killing a QEMU left over from before the restart");
-        let _ = std::process::Command::new("kill").arg("-9").arg(pid).status();
+        if let Ok(pid) = pid.parse::<i32>() {
+            sigkill(pid);
+        }
         for _ in 0..50 {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 break;
@@ -684,7 +693,7 @@ impl Kiln {
         let handles: Vec<VmHandle> = runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for handle in handles {
             if let Some(pid) = handle.status().qemu_pid {
-                let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                sigkill(pid as i32);
             }
         }
     }
