@@ -43,6 +43,55 @@ impl ToolCommand {
     }
 }
 
+/// Resource limits a tool runs under. `qemu-img` and `qemu-nbd` parse files users upload, so a
+/// crafted image must not be able to spin a core or take the host's memory: each runs under
+/// `prlimit` (util-linux, on every Debian system), which sets the limits and then execs the tool,
+/// so they hold from its first instruction. Wall-clock deadlines are the caller's (`run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU seconds before the kernel kills the tool (SIGXCPU, then SIGKILL).
+    pub cpu_secs: u64,
+    /// Address space, bytes: allocations beyond it fail.
+    pub address_space_bytes: u64,
+}
+
+/// `qemu-img` converts and maps whole images: I/O-bound, with metadata tables of a few hundred
+/// MiB at most even for 64 TiB qcow2 files.
+pub const QEMU_IMG_LIMITS: Limits = Limits { cpu_secs: 1800, address_space_bytes: 4 << 30 };
+/// `qemu-nbd` serves one image for the length of a snapshot or an import.
+pub const QEMU_NBD_LIMITS: Limits = Limits { cpu_secs: 7200, address_space_bytes: 4 << 30 };
+
+impl Limits {
+    /// The limits of a QEMU tool, `None` for any other program.
+    pub fn of(program: &str) -> Option<Limits> {
+        match program {
+            "qemu-img" => Some(QEMU_IMG_LIMITS),
+            "qemu-nbd" => Some(QEMU_NBD_LIMITS),
+            _ => None,
+        }
+    }
+}
+
+/// The process to spawn for `cmd`: behind `prlimit` when limits apply.
+pub fn bounded(cmd: &ToolCommand, limits: Option<Limits>) -> std::process::Command {
+    match limits {
+        Some(l) => {
+            let mut c = std::process::Command::new("prlimit");
+            c.arg(format!("--cpu={}", l.cpu_secs))
+                .arg(format!("--as={}", l.address_space_bytes))
+                .arg("--")
+                .arg(cmd.program)
+                .args(&cmd.args);
+            c
+        }
+        None => {
+            let mut c = std::process::Command::new(cmd.program);
+            c.args(&cmd.args);
+            c
+        }
+    }
+}
+
 /// Writes a relative path as `./path` so QEMU reads it as a plain file name.
 fn path_arg(path: &Path) -> OsString {
     if path.is_absolute() || path.starts_with(".") || path.starts_with("..") {

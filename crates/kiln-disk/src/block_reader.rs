@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,7 @@ impl BlockReader {
         let log_path = dir.path().join("qemu-nbd.log");
         let log = File::create(&log_path).map_err(io_err("create", &log_path))?;
         let cmd = argv::nbd_serve(path, format, &socket);
-        let child = Command::new(cmd.program)
-            .args(&cmd.args)
+        let child = argv::bounded(&cmd, argv::Limits::of(cmd.program))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

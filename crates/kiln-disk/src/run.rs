@@ -1,23 +1,27 @@
 //! Runs a [`ToolCommand`] with no shell, a closed stdin, captured output and a deadline.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
-use crate::argv::ToolCommand;
+use crate::argv::{bounded, Limits, ToolCommand};
 use crate::error::{DiskError, Result};
 
 /// How much of a tool's stderr an error keeps.
 const STDERR_LIMIT: usize = 4096;
 
-/// Runs `cmd` to completion and returns its stdout; kills it after `timeout`.
+/// Runs `cmd` to completion under its program's [`Limits`] and returns its stdout; kills it
+/// after `timeout`.
 pub(crate) fn run(cmd: &ToolCommand, timeout: Duration) -> Result<Vec<u8>> {
+    run_limited(cmd, timeout, Limits::of(cmd.program))
+}
+
+fn run_limited(cmd: &ToolCommand, timeout: Duration, limits: Option<Limits>) -> Result<Vec<u8>> {
     let started = Instant::now();
-    let mut child = Command::new(cmd.program)
-        .args(&cmd.args)
+    let mut child = bounded(cmd, limits)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,6 +110,45 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_tool_over_its_cpu_limit_is_killed() {
+        let limits = Some(Limits { cpu_secs: 1, address_space_bytes: 1 << 30 });
+        let started = Instant::now();
+        let err = run_limited(&sh("while :; do :; done"), Duration::from_secs(30), limits).unwrap_err();
+        assert!(matches!(err, DiskError::ToolFailed { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "killed by the CPU limit, not the deadline");
+    }
+
+    #[test]
+    fn a_tool_over_its_memory_limit_cannot_allocate() {
+        let limits = Some(Limits { cpu_secs: 10, address_space_bytes: 256 << 20 });
+        // python3 is on every machine the tests run on; 512 MiB cannot be had under 256 MiB.
+        let cmd = ToolCommand { program: "python3", args: vec!["-c".into(), "bytearray(512 << 20)".into()] };
+        let err = run_limited(&cmd, Duration::from_secs(30), limits).unwrap_err();
+        match err {
+            DiskError::ToolFailed { stderr, .. } => assert!(stderr.contains("MemoryError"), "{stderr}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(run_limited(
+            &ToolCommand { program: "python3", args: vec!["-c".into(), "bytearray(1 << 20)".into()] },
+            Duration::from_secs(30),
+            limits
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn qemu_tools_run_bounded() {
+        assert_eq!(Limits::of("qemu-img"), Some(crate::argv::QEMU_IMG_LIMITS));
+        assert_eq!(Limits::of("qemu-nbd"), Some(crate::argv::QEMU_NBD_LIMITS));
+        assert_eq!(Limits::of("sh"), None);
+        let cmd = ToolCommand { program: "qemu-img", args: vec!["info".into(), "./x".into()] };
+        let spawned = bounded(&cmd, Limits::of("qemu-img"));
+        assert_eq!(spawned.get_program(), "prlimit");
+        let args: Vec<_> = spawned.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args, ["--cpu=1800", "--as=4294967296", "--", "qemu-img", "info", "./x"]);
     }
 
     #[test]
