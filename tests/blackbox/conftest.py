@@ -35,6 +35,12 @@ CONFIG = "\n".join(
 )
 
 
+TEST_REGIONS = "".join(
+    f'[[regions]]\nname = "{r}"\nzones = ["{r}a", "{r}b", "{r}c"]\nprice_factor = {p}\n\n'
+    for r, p in (("us-east-1", 1.0), ("us-west-2", 1.0), ("eu-west-1", 1.1))
+)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,9 +62,13 @@ def wait_until(predicate, timeout=30.0, interval=0.05, what="condition"):
 class KilnServer:
     """A `kiln serve` child process with its own data directory and port."""
 
-    def __init__(self, data_dir=None, config_text=CONFIG):
+    def __init__(self, data_dir=None, config_text=CONFIG, aws_regions=False):
         self.data_dir = pathlib.Path(data_dir or tempfile.mkdtemp(prefix="kiln-test-"))
         self.config_path = self.data_dir.parent / f"{self.data_dir.name}.toml"
+        # Kiln knows all of AWS's regions by default; the suite pins three, with zones a to c,
+        # so its expectations do not move when AWS adds one. test_regions_types checks the default.
+        if "[[regions]]" not in config_text and not aws_regions:
+            config_text = config_text + "\n" + TEST_REGIONS
         # Provided images download Debian packages; only the tests about them turn that on.
         if "provided_images" not in config_text:
             config_text = "provided_images = []\n" + config_text

@@ -514,6 +514,55 @@ def test_a_server_restart_brings_running_instances_back(vm, minimal):
     wait_state(ec2, [iid], "terminated")
 
 
+def test_two_servers_share_the_host(vm, minimal, key, ssh_group):
+    """A second Kiln on the same host runs instances beside the first: each server has its own
+    network namespace, metadata service on 169.254.169.254:80 and firewall, both hand out the
+    same private address, and stopping one leaves the other's guests alone."""
+    config = VM_CONFIG.replace('["minimal", "debian-12"]', '["minimal"]').replace(
+        "[instances]\n", '[instances]\npublic_ip_pool = "100.96.0.0/16"\n')
+    def namespaces():
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    before = namespaces()
+    other = KilnServer(config_text=config).start()
+    try:
+        [netns_b] = namespaces() - before
+        ec2_b = other.client("a")
+        wait_until(lambda: [i for i in ec2_b.describe_images(Owners=["kiln"])["Images"] if "minimal" in i["Name"]],
+                   timeout=600, interval=1, what="the minimal image on the second server")
+        image_b = [i for i in ec2_b.describe_images(Owners=["kiln"])["Images"] if "minimal" in i["Name"]][0]
+        public_key = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True,
+                                    check=True).stdout
+        ec2_b.import_key_pair(KeyName="vm-key", PublicKeyMaterial=public_key.encode())
+        gid_b = ec2_b.create_security_group(GroupName="ssh-in", Description="ssh")["GroupId"]
+        ec2_b.authorize_security_group_ingress(GroupId=gid_b, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+
+        ec2_a = vm.client("a")
+        ia = ec2_a.run_instances(ImageId=minimal["ImageId"], MinCount=1, MaxCount=1, KeyName="vm-key",
+                                 SecurityGroupIds=[ssh_group], UserData=IMDS_SCRIPT)["Instances"][0]["InstanceId"]
+        ib = ec2_b.run_instances(ImageId=image_b["ImageId"], MinCount=1, MaxCount=1, KeyName="vm-key",
+                                 SecurityGroupIds=[gid_b], UserData=IMDS_SCRIPT)["Instances"][0]["InstanceId"]
+        [a] = wait_state(ec2_a, [ia], "running")
+        [b] = wait_state(ec2_b, [ib], "running")
+        assert b["PublicIpAddress"].startswith("100.96.") and not a["PublicIpAddress"].startswith("100.96.")
+        # Each guest's metadata service is its own server's.
+        for ec2, iid in ((ec2_a, ia), (ec2_b, ib)):
+            out = wait_console(ec2, iid, "KILN-AGENT-DONE")
+            assert f"IMDSV2-ID={iid}" in out, out[-3000:]
+        assert ssh(a["PublicIpAddress"], key, "cat /etc/hostname").strip()
+        assert ssh(b["PublicIpAddress"], key, "cat /etc/hostname").strip()
+        other.stop()
+        # The second server took its namespace with it; the first one's guest still answers.
+        assert netns_b not in namespaces()
+        assert ssh(a["PublicIpAddress"], key, "echo still-here").strip() == "still-here"
+        ec2_a.terminate_instances(InstanceIds=[ia])
+        wait_state(ec2_a, [ia], "terminated")
+    finally:
+        other.cleanup()
+
+
 def test_killed_qemu_is_noticed(vm, pet):
     """Runs last among the pet's tests: a QEMU killed behind Kiln's back stops the instance."""
     ec2 = vm.client("a")

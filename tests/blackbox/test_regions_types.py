@@ -187,7 +187,8 @@ def test_instance_type_filters(ec2, catalogue):
     mem = names(f("memory-info.size-in-mib", "16384"))
     assert "r5.large" in mem and all(catalogue[n]["MemoryInfo"]["SizeInMiB"] == 16384 for n in mem)
     storage = names(f("instance-storage-supported", "true"))
-    assert storage == sorted(n for n in catalogue if n.startswith("i3."))
+    assert storage == sorted(n for n, t in catalogue.items() if t["InstanceStorageSupported"])
+    assert {n.split(".")[0] for n in storage} == {"i3", "m1", "m2", "m3", "c1", "c3", "r3"}
     assert not set(storage) & set(names(f("instance-storage-supported", "false")))
     burst = names(f("burstable-performance-supported", "true"))
     assert {n.split(".")[0] for n in burst} >= {"t2", "t3"}
@@ -278,6 +279,47 @@ def test_cli_regions_zones_and_types(server):
 
 # --- configured regions -----------------------------------------------------------------------
 
+AWS_REGION_COUNT = 33
+
+
+def test_by_default_every_aws_region_works_and_is_made_on_first_use():
+    s = KilnServer(aws_regions=True).start()
+    try:
+        c = s.client("a", "us-east-1")
+        names = [r["RegionName"] for r in c.describe_regions()["Regions"]]
+        assert len(names) == AWS_REGION_COUNT and len(set(names)) == len(names)
+        assert {"us-east-1", "us-east-2", "ap-southeast-2", "sa-east-1", "eu-central-1"} <= set(names)
+        zones = c.describe_availability_zones()["AvailabilityZones"]
+        assert [(z["ZoneName"], z["ZoneId"]) for z in zones] == [
+            (f"us-east-1{l}", f"use1-az{i}") for i, l in enumerate("abcdef", 1)]
+        # A region nobody has used yet is made, with the account's default network, on first use.
+        assert not (s.data_dir / "regions" / "ap-southeast-2").exists()
+        syd = s.client("b", "ap-southeast-2")
+        vpcs = syd.describe_vpcs(Filters=[f("is-default", "true")])["Vpcs"]
+        assert len(vpcs) == 1
+        assert sorted(n["AvailabilityZone"] for n in syd.describe_subnets()["Subnets"]) == [
+            "ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c"]
+        vol = syd.create_volume(AvailabilityZone="ap-southeast-2b", Size=1)
+        assert syd.describe_volumes(VolumeIds=[vol["VolumeId"]])["Volumes"][0]["AvailabilityZone"] == "ap-southeast-2b"
+        assert (s.data_dir / "regions" / "ap-southeast-2").exists()
+        assert [z["ZoneId"] for z in syd.describe_availability_zones(ZoneNames=["ap-southeast-2c"])["AvailabilityZones"]] == [
+            "apse2-az3"]
+    finally:
+        s.stop()
+
+
+def test_previous_generation_types_are_known(ec2):
+    c = ec2()
+    old = c.describe_instance_types(InstanceTypes=["t1.micro", "m1.small", "m3.medium", "c1.medium"])["InstanceTypes"]
+    assert sorted(t["InstanceType"] for t in old) == ["c1.medium", "m1.small", "m3.medium", "t1.micro"]
+    assert all(t["CurrentGeneration"] is False for t in old)
+    m1 = next(t for t in old if t["InstanceType"] == "m1.small")
+    assert m1["InstanceStorageSupported"] is True
+    previous = [t["InstanceType"] for t in c.get_paginator("describe_instance_types").paginate(
+        Filters=[f("current-generation", "false")]).build_full_result()["InstanceTypes"]]
+    assert {"t1.micro", "m1.small"} <= set(previous)
+    assert "t3.micro" not in previous
+
 def test_configured_regions_replace_the_defaults():
     config = '[[regions]]\nname = "eu-west-2"\nzones = ["eu-west-2a", "eu-west-2b"]\n\n' + CONFIG
     s = KilnServer(config_text=config).start()
@@ -307,7 +349,8 @@ def test_instance_store_root_only_where_types_have_local_disks(ec2):
     c = ec2()
     store = c.describe_instance_types(Filters=[{"Name": "supported-root-device-type", "Values": ["instance-store"]}])
     names = {t["InstanceType"] for t in store["InstanceTypes"]}
-    assert names and all(n.startswith("i3.") for n in names)
+    assert names and all(t["InstanceStorageSupported"] for t in store["InstanceTypes"])
+    assert "m5.large" not in names and "t3.micro" not in names
     [m5] = c.describe_instance_types(InstanceTypes=["m5.large"])["InstanceTypes"]
     assert m5["SupportedRootDeviceTypes"] == ["ebs"]
     [i3] = c.describe_instance_types(InstanceTypes=["i3.large"])["InstanceTypes"]

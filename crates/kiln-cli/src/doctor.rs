@@ -41,7 +41,12 @@ pub fn report(config: &kiln_server::Config) -> String {
         std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
     let networking = match (config.instances.network.as_str(), kiln_net::probe()) {
         ("none", _) => "none: instances get no NIC ([instances] network = \"none\")".to_string(),
-        (_, Ok(())) => "tap: a routed TAP per instance, DHCP, security groups in nftables".to_string(),
+        (_, Ok(())) => format!(
+            "tap: a routed TAP per instance, DHCP, security groups in nftables, in network namespace {} \
+             (public addresses {})",
+            config.netns(),
+            config.instances.public_ip_pool
+        ),
         (_, Err(e)) => format!("none: {} (instances get no NIC)", e.reason),
     };
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -6,7 +6,7 @@ use kiln_types::AccountId;
 use rand::Rng;
 
 use crate::error::{CoreError, CoreResult};
-use crate::{network, Kiln};
+use crate::{network, Ctx, Kiln};
 
 /// Settings key naming the admin account.
 const ADMIN_KEY: &str = "admin_account";
@@ -120,11 +120,6 @@ impl Kiln {
             txn.set_setting(ADMIN_KEY, &account.id)?;
             created = Some(NewAccount { account, key });
         }
-        for account in txn.accounts()? {
-            for region in &self.regions {
-                network::ensure_defaults(txn.as_mut(), &account.id, region)?;
-            }
-        }
         txn.commit()?;
         Ok(created)
     }
@@ -149,11 +144,26 @@ impl Kiln {
         })?;
         let key = new_access_key(&account.id);
         txn.insert_access_key(&key)?;
-        for region in &self.regions {
-            network::ensure_defaults(txn.as_mut(), &account.id, region)?;
-        }
         txn.commit()?;
         Ok(NewAccount { account, key })
+    }
+
+    /// Makes sure the caller's default VPC, subnets and security group exist in its region.
+    /// Regions are many (all of AWS's by default), so an account gets them on its first request
+    /// there, not when it is created; a set in memory keeps later requests from asking again.
+    pub fn ensure_region(&self, ctx: &Ctx) -> CoreResult<()> {
+        let key = (ctx.account.clone(), ctx.region.clone());
+        if self.touched_regions.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(());
+        }
+        let region = self
+            .region(&ctx.region)
+            .ok_or_else(|| CoreError::InvalidParameterValue(format!("Unknown region {}", ctx.region)))?;
+        let mut txn = self.store.begin()?;
+        network::ensure_defaults(txn.as_mut(), &ctx.account, region)?;
+        txn.commit()?;
+        self.touched_regions.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        Ok(())
     }
 
     /// Looks up an access key for signature verification.

@@ -53,7 +53,15 @@ pub struct InstanceType {
     pub base_price: f64,
 }
 
+/// Families EC2 lists as previous generation.
+const PREVIOUS_GENERATION: [&str; 9] = ["t1.", "m1.", "m2.", "m3.", "c1.", "c3.", "r3.", "t2.", "i3."];
+
 impl InstanceType {
+    /// Whether EC2 counts the type as current generation.
+    pub fn current_generation(&self) -> bool {
+        !PREVIOUS_GENERATION.iter().any(|p| self.name.starts_with(p))
+    }
+
     /// Root device types: `instance-store` only where the type has local disks, as in EC2.
     pub fn root_device_types(&self) -> Vec<String> {
         let mut v = vec!["ebs".to_string()];
@@ -148,7 +156,52 @@ pub fn builtin() -> Vec<InstanceType> {
         it!("m6g.xlarge", 4, 16384, a, false, "nitro", 2.5, "Up to 10 Gigabit", 0.154),
         it!("m6g.2xlarge", 8, 32768, a, false, "nitro", 2.5, "Up to 10 Gigabit", 0.308),
         it!("m6g.4xlarge", 16, 65536, a, false, "nitro", 2.5, "Up to 10 Gigabit", 0.616),
+        // Previous generation types EC2 still lists (and old scripts and tutorials still name).
+        it!("t1.micro", 1, 627, x, true, "xen", 2.0, "Very Low", 0.02),
+        it!("m1.small", 1, 1740, x, false, "xen", 2.0, "Low", 0.044),
+        it!("m1.medium", 1, 3840, x, false, "xen", 2.0, "Moderate", 0.087),
+        it!("m1.large", 2, 7680, x, false, "xen", 2.0, "Moderate", 0.175),
+        it!("m1.xlarge", 4, 15360, x, false, "xen", 2.0, "High", 0.35),
+        it!("m2.xlarge", 2, 17510, x, false, "xen", 2.0, "Moderate", 0.245),
+        it!("m2.2xlarge", 4, 35021, x, false, "xen", 2.0, "Moderate", 0.49),
+        it!("m2.4xlarge", 8, 70042, x, false, "xen", 2.0, "High", 0.98),
+        it!("c1.medium", 2, 1740, x, false, "xen", 2.0, "Moderate", 0.13),
+        it!("c1.xlarge", 8, 7168, x, false, "xen", 2.0, "High", 0.52),
+        it!("m3.medium", 1, 3840, x, false, "xen", 2.5, "Moderate", 0.067),
+        it!("m3.large", 2, 7680, x, false, "xen", 2.5, "Moderate", 0.133),
+        it!("m3.xlarge", 4, 15360, x, false, "xen", 2.5, "High", 0.266),
+        it!("m3.2xlarge", 8, 30720, x, false, "xen", 2.5, "High", 0.532),
+        it!("c3.large", 2, 3840, x, false, "xen", 2.8, "Moderate", 0.105),
+        it!("c3.xlarge", 4, 7680, x, false, "xen", 2.8, "Moderate", 0.21),
+        it!("c3.2xlarge", 8, 15360, x, false, "xen", 2.8, "High", 0.42),
+        it!("r3.large", 2, 15616, x, false, "xen", 2.5, "Moderate", 0.166),
+        it!("r3.xlarge", 4, 31232, x, false, "xen", 2.5, "Moderate", 0.333),
     ];
+    let old_disks: [(&str, u32, u32, &str); 18] = [
+        ("m1.small", 1, 160, "hdd"),
+        ("m1.medium", 1, 410, "hdd"),
+        ("m1.large", 2, 420, "hdd"),
+        ("m1.xlarge", 4, 420, "hdd"),
+        ("m2.xlarge", 1, 420, "hdd"),
+        ("m2.2xlarge", 1, 850, "hdd"),
+        ("m2.4xlarge", 2, 840, "hdd"),
+        ("c1.medium", 1, 350, "hdd"),
+        ("c1.xlarge", 4, 420, "hdd"),
+        ("m3.medium", 1, 4, "ssd"),
+        ("m3.large", 1, 32, "ssd"),
+        ("m3.xlarge", 2, 40, "ssd"),
+        ("m3.2xlarge", 2, 80, "ssd"),
+        ("c3.large", 2, 16, "ssd"),
+        ("c3.xlarge", 2, 40, "ssd"),
+        ("c3.2xlarge", 2, 80, "ssd"),
+        ("r3.large", 1, 32, "ssd"),
+        ("r3.xlarge", 1, 80, "ssd"),
+    ];
+    for (name, count, size_gb, kind) in old_disks {
+        if let Some(t) = v.iter_mut().find(|t| t.name == name) {
+            t.storage = Some(InstanceStorage { count, size_gb, kind });
+        }
+    }
     let i3_disks = [(1, 475), (1, 950), (1, 1900), (2, 1900), (4, 1900), (8, 1900)];
     for (t, (count, size_gb)) in v.iter_mut().filter(|t| t.name.starts_with("i3.")).zip(i3_disks) {
         t.storage = Some(InstanceStorage { count, size_gb, kind: "ssd" });
@@ -195,7 +248,7 @@ pub struct Offering {
 fn type_filter(t: &InstanceType, name: &str) -> Option<Vec<String>> {
     Some(match name {
         "instance-type" => s(t.name),
-        "current-generation" => b(!t.name.starts_with("t2.") && !t.name.starts_with("i3.")),
+        "current-generation" => b(t.current_generation()),
         "free-tier-eligible" => b(t.free_tier),
         "burstable-performance-supported" => b(t.burstable),
         "bare-metal" => b(false),

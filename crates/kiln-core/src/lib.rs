@@ -80,6 +80,8 @@ pub struct Kiln {
     pub recycle_bin_day_secs: u64,
     /// Volume builds in progress.
     pub volume_builds: volumes::Builds,
+    /// `(account, region)` pairs whose default network is known to exist.
+    touched_regions: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Kiln {
@@ -101,6 +103,7 @@ impl Kiln {
             quotas: quotas::Quotas::default(),
             recycle_bin_day_secs: recycle_bin::DAY_SECS,
             volume_builds: volumes::Builds::default(),
+            touched_regions: Default::default(),
         }
     }
 

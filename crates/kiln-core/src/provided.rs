@@ -55,9 +55,6 @@ impl Kiln {
             &serde_json::to_string(&aliases).map_err(|e| CoreError::Internal(e.to_string()))?,
         )?;
         txn.set_setting(PROVIDER_KEY, &id)?;
-        for region in &self.regions {
-            crate::network::ensure_defaults(txn.as_mut(), &id, region)?;
-        }
         txn.commit()?;
         Ok(id)
     }
@@ -67,6 +64,7 @@ impl Kiln {
     pub fn publish_provided(&self, region: &str, disk: &ProvidedDisk<'_>) -> CoreResult<Option<String>> {
         let owner = self.provider_account()?;
         let ctx = Ctx { account: owner, region: region.to_string() };
+        self.ensure_region(&ctx)?;
         let name = format!("{}-{}", disk.family, disk.version);
         {
             let mut txn = self.store.read()?;

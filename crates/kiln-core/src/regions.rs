@@ -27,6 +27,45 @@ pub struct ZoneInfo {
     pub region: String,
 }
 
+/// AWS's public commercial regions and the letters of their zones, as a new account sees them.
+/// Kiln knows them all by default, so a client may pick any real region; each account's default
+/// network in a region is made on its first request there ([`Kiln::ensure_region`]).
+pub const AWS_REGIONS: [(&str, &str); 33] = [
+    ("us-east-1", "abcdef"),
+    ("us-east-2", "abc"),
+    ("us-west-1", "ab"),
+    ("us-west-2", "abcd"),
+    ("af-south-1", "abc"),
+    ("ap-east-1", "abc"),
+    ("ap-east-2", "abc"),
+    ("ap-south-1", "abc"),
+    ("ap-south-2", "abc"),
+    ("ap-southeast-1", "abc"),
+    ("ap-southeast-2", "abc"),
+    ("ap-southeast-3", "abc"),
+    ("ap-southeast-4", "abc"),
+    ("ap-southeast-5", "abc"),
+    ("ap-southeast-7", "abc"),
+    ("ap-northeast-1", "acd"),
+    ("ap-northeast-2", "abcd"),
+    ("ap-northeast-3", "abc"),
+    ("ca-central-1", "abd"),
+    ("ca-west-1", "abc"),
+    ("eu-central-1", "abc"),
+    ("eu-central-2", "abc"),
+    ("eu-west-1", "abc"),
+    ("eu-west-2", "abc"),
+    ("eu-west-3", "abc"),
+    ("eu-south-1", "abc"),
+    ("eu-south-2", "abc"),
+    ("eu-north-1", "abc"),
+    ("il-central-1", "abc"),
+    ("me-south-1", "abc"),
+    ("me-central-1", "abc"),
+    ("mx-central-1", "abc"),
+    ("sa-east-1", "abc"),
+];
+
 /// `us-east-1` → `use1`: the short form AWS zone ids start with.
 pub fn region_short(region: &str) -> String {
     let parts: Vec<&str> = region.split('-').collect();

@@ -42,13 +42,15 @@
 mod cmd;
 pub mod dhcp;
 mod host;
+pub mod netns;
 pub mod rules;
 mod tap;
 
 pub use dhcp::{DhcpServer, Lease};
-pub use host::{probe, remove_table, HostNet, PortConfig, Unavailable};
-pub use rules::{render, IngressRule, Ipv4Cidr, PortRules, Protocol, Ruleset, IMDS_ADDR, TABLE};
-pub use tap::{existing_taps, TapName, TAP_PREFIX};
+pub use host::{probe, HostNet, PortConfig, Unavailable, Uplink};
+pub use netns::Netns;
+pub use rules::{render, IngressRule, Ipv4Cidr, PortRules, Protocol, Ruleset, IMDS_ADDR, TABLE, UPLINK_NS_IF};
+pub use tap::{TapName, TAP_PREFIX};
 
 /// What can go wrong while changing the host's network.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,9 @@ pub enum NetError {
         /// The error.
         source: std::io::Error,
     },
+    /// Not a name `ip netns` and a file under `/run/netns` can carry.
+    #[error("invalid network namespace name {0:?}")]
+    InvalidNetns(String),
     /// The DHCP thread is gone (it panicked), so leases can no longer be changed.
     #[error("the DHCP server thread has stopped")]
     DhcpStopped,

@@ -11,8 +11,9 @@
 //!   accepted; anything else from any TAP is dropped: spoofed, or from a TAP with no rules yet.
 //! - `guest_to_host`: established/related, DHCP (udp 67), instance metadata (tcp 80 to
 //!   [`IMDS_ADDR`]) and ping are accepted; the rest is dropped.
-//! - `forward` (filter, forward): from a TAP to a non-TAP interface is dropped, so traffic
-//!   never leaves the host; from a TAP with that port's private IP, on to `to_guest`; from a
+//! - `forward` (filter, forward): from a TAP to the uplink ([`UPLINK_NS_IF`]), only replies
+//!   (established/related) pass; from a TAP to any other non-TAP interface is dropped, so
+//!   traffic never leaves the host; from a TAP with that port's private IP, on to `to_guest`; from a
 //!   TAP otherwise, dropped; from elsewhere to a TAP, `to_guest`.
 //! - `output` (filter, output): DHCP replies (udp 67 to 68) to TAPs are accepted, since they
 //!   answer broadcasts that conntrack cannot pair with them; anything else to a TAP goes to
@@ -24,8 +25,10 @@
 //! Base chains have policy `accept` so that nothing but TAP traffic is affected by Kiln: every
 //! rule that can drop is qualified by a `kt*` interface.
 //!
-//! The host itself talks to a guest from the subnet's gateway address (the routes' `src`), so
-//! connections Kiln opens to a guest pass only if an ingress rule admits the gateway.
+//! The table lives in the server's network namespace (see [`crate::netns`]). The host reaches a
+//! guest's public IP through the namespace's uplink, from the host side's link-local address,
+//! so a connection from the host passes only if an ingress rule admits that address (as
+//! `0.0.0.0/0` does).
 //!
 //! # Ingress rules
 //!
@@ -56,7 +59,10 @@ use crate::NetError;
 /// The nftables table Kiln owns, in family `inet`.
 pub const TABLE: &str = "kiln";
 
-/// The instance metadata service's address, put on the host's `lo`.
+/// The namespace's side of the veth pair that links it to the host.
+pub const UPLINK_NS_IF: &str = "kiln-up";
+
+/// The instance metadata service's address, put on the namespace's `lo`.
 pub const IMDS_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 
 /// Every TAP, as an nft interface-name pattern.
@@ -245,7 +251,11 @@ pub fn render(rules: &Ruleset) -> String {
         ],
     );
 
-    let mut forward = vec![format!("iifname {ANY_TAP} oifname != {ANY_TAP} drop")];
+    // The host reaches guests through the namespace's uplink; guests may only answer it.
+    let mut forward = vec![
+        format!("iifname {ANY_TAP} oifname \"{UPLINK_NS_IF}\" ct state established,related accept"),
+        format!("iifname {ANY_TAP} oifname != {ANY_TAP} drop"),
+    ];
     for p in &ports {
         forward.push(format!("iifname \"{}\" ip saddr {} jump to_guest", p.tap, p.private_ip));
     }
@@ -273,11 +283,6 @@ pub fn render(rules: &Ruleset) -> String {
     }
     out.line(0, "}");
     out.text
-}
-
-/// The `delete` half of [`render`]'s preamble: removes the table if it exists.
-pub(crate) fn render_delete() -> String {
-    format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\n")
 }
 
 #[derive(Default)]

@@ -60,28 +60,41 @@ impl std::str::FromStr for TapName {
     }
 }
 
-/// The TAP devices with Kiln's prefix that exist now, sorted: after a restart, the ones no
-/// instance claims are leftovers to remove with [`crate::HostNet::remove_port`].
-pub fn existing_taps() -> Result<Vec<TapName>, NetError> {
-    let dir = "/sys/class/net";
-    let entries = std::fs::read_dir(dir).map_err(|source| NetError::Io { path: dir.to_owned(), source })?;
-    let mut taps: Vec<TapName> = entries
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_tun_device(name))
-        .filter_map(|name| TapName::new(&name).ok())
-        .collect();
+/// The TAP devices with Kiln's prefix that exist now in the calling thread's network
+/// namespace, sorted: after a restart, the ones no instance claims are leftovers to remove
+/// with [`crate::HostNet::remove_port`].
+pub(crate) fn existing_taps() -> Result<Vec<TapName>, NetError> {
+    let mut taps: Vec<TapName> =
+        links()?.into_iter().filter(|l| l.tun).filter_map(|l| TapName::new(&l.name).ok()).collect();
     taps.sort();
     Ok(taps)
 }
 
-/// Whether an interface of that name exists.
-pub(crate) fn exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
+/// One interface as `ip -o -d link show` lists it.
+struct Link {
+    name: String,
+    /// A TUN/TAP device.
+    tun: bool,
 }
 
-/// Whether the interface is a TUN/TAP device (only those have `tun_flags`).
-fn is_tun_device(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).join("tun_flags").exists()
+/// The interfaces of the calling thread's namespace. Asked of `ip`, not read from
+/// `/sys/class/net`, which shows the namespace sysfs was mounted in, whatever the thread's.
+fn links() -> Result<Vec<Link>, NetError> {
+    Ok(parse_links(&run("ip", &["-o", "-d", "link", "show"])?))
+}
+
+fn parse_links(text: &str) -> Vec<Link> {
+    text.lines()
+        .filter_map(|line| {
+            let name = line.split(": ").nth(1)?;
+            let name = name.split('@').next()?;
+            Some(Link { name: name.to_owned(), tun: line.contains(" tun type ") })
+        })
+        .collect()
+}
+
+fn find(name: &str) -> Result<Option<Link>, NetError> {
+    Ok(links()?.into_iter().find(|l| l.name == name))
 }
 
 /// Everything [`configure`] needs to know about a port.
@@ -95,8 +108,8 @@ pub(crate) struct Plumbing<'a> {
 /// Creates the TAP unless it exists. Returns whether it was created, so a failed setup only
 /// deletes what it made.
 pub(crate) fn create(tap: &TapName) -> Result<bool, NetError> {
-    if exists(tap.as_str()) {
-        if !is_tun_device(tap.as_str()) {
+    if let Some(link) = find(tap.as_str())? {
+        if !link.tun {
             return Err(NetError::InvalidPort {
                 tap: tap.to_string(),
                 reason: "an interface of that name exists and is not a TAP".into(),
@@ -129,12 +142,12 @@ pub(crate) fn configure(p: &Plumbing<'_>) -> Result<(), NetError> {
 /// Deletes the TAP; its addresses and routes go with it. Deleting a TAP that does not exist
 /// succeeds, so removal can be retried.
 pub(crate) fn delete(tap: &TapName) -> Result<(), NetError> {
-    if !exists(tap.as_str()) {
+    if find(tap.as_str())?.is_none() {
         return Ok(());
     }
     match run("ip", &["link", "del", "dev", tap.as_str()]) {
         // Lost a race with another remover: the end state is the one wanted.
-        Err(_) if !exists(tap.as_str()) => Ok(()),
+        Err(_) if matches!(find(tap.as_str()), Ok(None)) => Ok(()),
         other => other.map(drop),
     }
 }
@@ -142,6 +155,16 @@ pub(crate) fn delete(tap: &TapName) -> Result<(), NetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_parsed_from_ip_one_line_output() {
+        let text = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT \\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00 promiscuity 0\n\
+                    7: kt0a1b2c: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN \\    link/ether 6e:2c:1a:00:00:01 brd ff:ff:ff:ff:ff:ff promiscuity 0 \\    tun type tap pi off vnet_hdr on persist on\n\
+                    9: kiln-up@if10: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 \\    link/ether 02:00:00:00:00:02 \\    veth\n";
+        let links = parse_links(text);
+        let names: Vec<(&str, bool)> = links.iter().map(|l| (l.name.as_str(), l.tun)).collect();
+        assert_eq!(names, [("lo", false), ("kt0a1b2c", true), ("kiln-up", false)]);
+    }
 
     #[test]
     fn tap_names_must_carry_the_prefix_and_fit_linux() {

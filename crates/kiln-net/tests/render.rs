@@ -81,6 +81,7 @@ table inet kiln {
 
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		iifname "kt*" oifname "kiln-up" ct state established,related accept
 		iifname "kt*" oifname != "kt*" drop
 		iifname "kt0a1e" ip saddr 10.0.0.5 jump to_guest
 		iifname "kt0b2f" ip saddr 10.0.0.6 jump to_guest
@@ -146,6 +147,7 @@ table inet kiln {
 
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		iifname "kt*" oifname "kiln-up" ct state established,related accept
 		iifname "kt*" oifname != "kt*" drop
 		iifname "kt*" drop
 		oifname "kt*" jump to_guest

@@ -28,5 +28,9 @@ pub fn authenticate(kiln: &Kiln, req: &HttpRequest<'_>, now: DateTime<Utc>, serv
     if service != "sts" && kiln.region(&claims.region).is_none() {
         return Err(ApiError::UnknownRegion(claims.region));
     }
-    Ok(Ctx { account: key.account_id, region: claims.region })
+    let ctx = Ctx { account: key.account_id, region: claims.region };
+    if service != "sts" {
+        kiln.ensure_region(&ctx)?;
+    }
+    Ok(ctx)
 }

@@ -55,6 +55,10 @@ pub struct Config {
     /// `[]` turns it off (a machine without access to Debian's packages, or tests).
     #[serde(default = "default_provided_images")]
     pub provided_images: Vec<String>,
+    /// Regions provided images are published in. Default: us-east-1, us-west-2 and eu-west-1
+    /// where configured, else every configured region.
+    #[serde(default)]
+    pub provided_image_regions: Option<Vec<String>>,
     /// Where provided images are built and cached. Default `<data dir>/image-cache`.
     #[serde(default)]
     pub image_cache_dir: Option<PathBuf>,
@@ -67,9 +71,57 @@ pub struct Config {
 }
 
 impl Config {
+    /// The regions provided images are published in.
+    pub fn provided_regions(&self) -> Vec<String> {
+        if let Some(list) = &self.provided_image_regions {
+            return list.clone();
+        }
+        let configured: Vec<String> = self.regions.iter().map(|r| r.name.clone()).collect();
+        let defaults: Vec<String> =
+            configured.iter().filter(|r| DEFAULT_PROVIDED_IMAGE_REGIONS.contains(&r.as_str())).cloned().collect();
+        if defaults.is_empty() {
+            configured
+        } else {
+            defaults
+        }
+    }
+
+    /// The network namespace of this server's instances: the configured one, or one named
+    /// after the data directory's absolute path, so a restart finds the same namespace and
+    /// another server (another data directory) gets its own.
+    pub fn netns(&self) -> String {
+        if let Some(name) = &self.instances.netns {
+            return name.clone();
+        }
+        let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        // FNV-1a: stable across builds, unlike std's hasher.
+        let hash = dir
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+        format!("kiln-{hash:08x}")
+    }
+
     /// The provided-image cache directory.
     pub fn image_cache(&self) -> PathBuf {
         self.image_cache_dir.clone().unwrap_or_else(|| self.data_dir.join("image-cache"))
+    }
+}
+
+impl InstancesConfig {
+    /// `public_ip_pool` as network and prefix length.
+    pub fn public_pool(&self) -> anyhow::Result<(std::net::Ipv4Addr, u8)> {
+        let bad = || {
+            anyhow::anyhow!("[instances] public_ip_pool must be an IPv4 CIDR such as \"100.64.0.0/10\" with a prefix of at most /28, not {:?}", self.public_ip_pool)
+        };
+        let (net, len) = self.public_ip_pool.split_once('/').ok_or_else(bad)?;
+        let net: std::net::Ipv4Addr = net.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        if len > 28 {
+            return Err(bad());
+        }
+        Ok((net, len))
     }
 }
 
@@ -95,8 +147,16 @@ pub struct InstancesConfig {
     pub terminated_retention_secs: u64,
     /// How long a stop waits for the guest before forcing it off, seconds. Default 30.
     pub stop_timeout_secs: u64,
-    /// Where the instance metadata service listens (TAP networking only).
+    /// Where the instance metadata service listens, inside the server's network namespace
+    /// (TAP networking only).
     pub metadata_listen: SocketAddr,
+    /// The network namespace (`ip netns`) holding this server's TAPs, firewall and metadata
+    /// service. Default `kiln-<8 hex digits of the data directory's path>`, so two servers with
+    /// two data directories never share one.
+    pub netns: Option<String>,
+    /// The CIDR public addresses come from. Default `100.64.0.0/10`; servers that share a
+    /// host need disjoint pools, as the host routes each public address to one of them.
+    pub public_ip_pool: String,
     /// `q35` (default; volumes hot-plug into running instances) or `microvm` (boots a little
     /// faster, volumes attach only while stopped).
     pub machine: String,
@@ -114,6 +174,8 @@ impl Default for InstancesConfig {
             terminated_retention_secs: 3600,
             stop_timeout_secs: 30,
             metadata_listen: SocketAddr::from(([169, 254, 169, 254], 80)),
+            netns: None,
+            public_ip_pool: "100.64.0.0/10".into(),
             machine: "q35".into(),
         }
     }
@@ -259,17 +321,21 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
+/// AWS's public regions with their zones; prices as in us-east-1 but for eu-west-1's 10% more.
 fn default_regions() -> Vec<RegionConfig> {
-    ["us-east-1", "us-west-2", "eu-west-1"]
+    kiln_core::regions::AWS_REGIONS
         .iter()
-        .zip([1.0, 1.0, 1.1])
-        .map(|(r, f)| RegionConfig {
+        .map(|(r, letters)| RegionConfig {
             name: r.to_string(),
-            zones: ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(),
-            price_factor: f,
+            zones: letters.chars().map(|z| format!("{r}{z}")).collect(),
+            price_factor: if *r == "eu-west-1" { 1.1 } else { 1.0 },
         })
         .collect()
 }
+
+/// Where provided images are published unless `provided_image_regions` says otherwise: each
+/// region holds its own copy of every image's chunks, so not all of AWS's.
+const DEFAULT_PROVIDED_IMAGE_REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -294,6 +360,7 @@ impl Config {
 
     /// Checks the cross-field rules serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.instances.public_pool()?;
         for name in &self.provided_images {
             if !kiln_images::IMAGE_NAMES.contains(&name.as_str()) {
                 bail!("unknown provided image {name:?}; Kiln provides: {}", kiln_images::IMAGE_NAMES.join(", "));
@@ -337,6 +404,11 @@ impl Config {
         ] {
             if !(ratio.is_finite() && ratio > 0.0) {
                 bail!("[instances] {name} must be a positive number, not {ratio}");
+            }
+        }
+        for r in self.provided_image_regions.iter().flatten() {
+            if !self.regions.iter().any(|c| &c.name == r) {
+                bail!("provided_image_regions names {r}, which is not a configured region");
             }
         }
         for a in &self.accounts {
@@ -407,12 +479,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_config_has_three_regions_with_three_zones() {
+    fn empty_config_knows_awss_regions_and_publishes_in_three() {
         let c = Config::default();
+        assert_eq!(c.regions.len(), kiln_core::regions::AWS_REGIONS.len());
+        let use1 = c.regions.iter().find(|r| r.name == "us-east-1").unwrap();
+        assert_eq!(use1.zones.len(), 6);
+        assert!(c.regions.iter().any(|r| r.name == "ap-southeast-2" && r.zones[0] == "ap-southeast-2a"));
+        assert_eq!(c.provided_regions(), ["us-east-1", "us-west-2", "eu-west-1"]);
+        let narrowed: Config = toml::from_str("[[regions]]\nname = \"eu-west-2\"\nzones = [\"eu-west-2a\"]").unwrap();
+        assert_eq!(narrowed.provided_regions(), ["eu-west-2"]);
+        let bad: Config = toml::from_str("provided_image_regions = [\"mars-1\"]").unwrap();
+        assert!(bad.validate().is_err());
         assert_eq!(c.listen.port(), DEFAULT_PORT);
-        assert_eq!(c.regions.len(), 3);
-        assert!(c.regions.iter().all(|r| r.zones.len() == 3));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn each_data_directory_has_its_own_network_namespace() {
+        let at = |dir: &str| Config { data_dir: PathBuf::from(dir), ..Config::default() };
+        assert_eq!(at("/var/lib/kiln").netns(), at("/var/lib/kiln").netns());
+        assert_ne!(at("/var/lib/kiln").netns(), at("/var/lib/kiln-2").netns());
+        assert!(at("/var/lib/kiln").netns().starts_with("kiln-"));
+        assert_eq!(at("/srv/k").netns().len(), "kiln-".len() + 8);
+        let named: Config = toml::from_str("[instances]\nnetns = \"kiln-a\"").unwrap();
+        assert_eq!(named.netns(), "kiln-a");
+        let pool: Config = toml::from_str("[instances]\npublic_ip_pool = \"100.80.0.0/16\"").unwrap();
+        assert_eq!(pool.instances.public_pool().unwrap(), (std::net::Ipv4Addr::new(100, 80, 0, 0), 16));
+        for bad in ["100.80.0.0", "100.80.0.0/29", "banana/8"] {
+            let c: Config = toml::from_str(&format!("[instances]\npublic_ip_pool = \"{bad}\"")).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

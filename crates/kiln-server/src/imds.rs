@@ -22,16 +22,54 @@ use kiln_core::Kiln;
 const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const MAX_TOKEN_TTL: u64 = 21600;
+/// Live tokens one instance may hold; a new one beyond this replaces the one expiring first, so
+/// a guest asking in a loop cannot grow the server's memory.
+pub const MAX_TOKENS_PER_INSTANCE: usize = 64;
+
+/// Live IMDSv2 tokens: token → (instance id, expiry).
+#[derive(Default)]
+pub struct Tokens(HashMap<String, (String, Instant)>);
+
+impl Tokens {
+    /// Records `token` for `instance` until `expiry`, dropping expired tokens and, past
+    /// [`MAX_TOKENS_PER_INSTANCE`], the instance's token that expires first.
+    pub fn insert(&mut self, token: String, instance: &str, now: Instant, expiry: Instant) {
+        self.0.retain(|_, (_, e)| *e > now);
+        let mine: Vec<(&String, Instant)> =
+            self.0.iter().filter(|(_, (id, _))| id == instance).map(|(t, (_, e))| (t, *e)).collect();
+        if mine.len() >= MAX_TOKENS_PER_INSTANCE {
+            if let Some(oldest) = mine.iter().min_by_key(|(_, e)| *e).map(|(t, _)| (*t).clone()) {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.insert(token, (instance.to_owned(), expiry));
+    }
+
+    /// Whether `token` is live and belongs to `instance`.
+    pub fn valid(&self, token: &str, instance: &str, now: Instant) -> bool {
+        matches!(self.0.get(token), Some((id, expiry)) if id == instance && *expiry > now)
+    }
+
+    /// How many tokens are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// Shared state of the metadata service.
 pub struct Imds {
     kiln: Arc<Kiln>,
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Mutex<Tokens>,
 }
 
 /// The router serving the metadata service.
 pub fn router(kiln: Arc<Kiln>) -> axum::Router {
-    let state = Arc::new(Imds { kiln, tokens: Mutex::new(HashMap::new()) });
+    let state = Arc::new(Imds { kiln, tokens: Mutex::new(Tokens::default()) });
     axum::Router::new().fallback(handle).with_state(state)
 }
 
@@ -62,8 +100,7 @@ async fn handle(
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 32]>());
         let mut tokens = imds.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        tokens.retain(|_, (_, expiry)| *expiry > now);
-        tokens.insert(token.clone(), (inst.id.clone(), now + Duration::from_secs(ttl)));
+        tokens.insert(token.clone(), &inst.id, now, now + Duration::from_secs(ttl));
         return (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL_HEADER, &ttl.to_string())], token)
             .into_response();
     }
@@ -73,9 +110,8 @@ async fn handle(
     match headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => {
             let tokens = imds.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            match tokens.get(token) {
-                Some((id, expiry)) if id == &inst.id && *expiry > Instant::now() => {}
-                _ => return plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            if !tokens.valid(token, &inst.id, Instant::now()) {
+                return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         }
         None if inst.data.http_tokens == "required" => return plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -169,6 +205,31 @@ mod tests {
     use super::*;
     use kiln_core::instances::GroupRef;
     use kiln_core::Ctx;
+
+    #[test]
+    fn tokens_are_bounded_per_instance_and_expire() {
+        let mut tokens = Tokens::default();
+        let now = Instant::now();
+        let at = |s: u64| now + Duration::from_secs(s);
+        for i in 0..(MAX_TOKENS_PER_INSTANCE as u64 * 3) {
+            tokens.insert(format!("a{i}"), "i-a", now, at(100 + i));
+        }
+        assert_eq!(tokens.len(), MAX_TOKENS_PER_INSTANCE);
+        assert!(!tokens.valid("a0", "i-a", now), "the first to expire went");
+        let last = format!("a{}", MAX_TOKENS_PER_INSTANCE * 3 - 1);
+        assert!(tokens.valid(&last, "i-a", now));
+        assert!(!tokens.valid(&last, "i-b", now), "a token is bound to its instance");
+        // Another guest's tokens are not evicted by the first one's.
+        tokens.insert("b0".into(), "i-b", now, at(10));
+        for i in 0..MAX_TOKENS_PER_INSTANCE as u64 {
+            tokens.insert(format!("c{i}"), "i-a", now, at(1000 + i));
+        }
+        assert!(tokens.valid("b0", "i-b", now));
+        // Expired tokens are refused and dropped on the next insert.
+        assert!(!tokens.valid("b0", "i-b", at(11)));
+        tokens.insert("b1".into(), "i-b", at(11), at(20));
+        assert_eq!(tokens.len(), MAX_TOKENS_PER_INSTANCE + 1);
+    }
 
     fn inst() -> Item<InstanceData> {
         let ctx = Ctx { account: "111111111111".into(), region: "us-east-1".into() };

@@ -76,19 +76,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(path = %path.display(), account = %admin.account.id, "created the admin account; its credentials are in this file");
     }
     kiln.resume_jobs().context("resuming interrupted volume and snapshot work")?;
-    if let Some(imds_listen) = enable_instances(&kiln, &config)? {
-        let listener = tokio::net::TcpListener::bind(imds_listen)
-            .await
-            .with_context(|| format!("binding the instance metadata service on {imds_listen}"))?;
-        let app = imds::router(Arc::clone(&kiln));
-        tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            if let Err(e) = axum::serve(listener, service).await {
-                tracing::error!(error = %e, "the instance metadata service stopped");
+    let host_network = match enable_instances(&kiln, &config)? {
+        Some(chosen) => {
+            if let Some(listener) = chosen.metadata {
+                let local = listener.local_addr()?;
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let app = imds::router(Arc::clone(&kiln));
+                tokio::spawn(async move {
+                    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    if let Err(e) = axum::serve(listener, service).await {
+                        tracing::error!(error = %e, "the instance metadata service stopped");
+                    }
+                });
+                info!(listen = %local, netns = %config.netns(), "serving instance metadata to guests");
             }
-        });
-        info!(listen = %imds_listen, "serving instance metadata to guests");
-    }
+            chosen.host
+        }
+        None => None,
+    };
     spawn_garbage_collector(Arc::clone(&kiln), &config);
     spawn_provided_images(Arc::clone(&kiln), &config);
     let state = Arc::new(http::AppState { kiln: Arc::clone(&kiln), max_body_bytes: config.max_body_bytes });
@@ -97,14 +103,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     kiln.shutdown_instances();
+    if let Some(host) = host_network {
+        host.shutdown();
+    }
     info!("stopped");
     Ok(())
 }
 
 /// Turns instances on when this host can run them, and says why not otherwise (the API then
-/// refuses `RunInstances` with that reason). Returns where the metadata service must listen
-/// when guests have a network to reach it on.
-pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Option<std::net::SocketAddr>> {
+/// refuses `RunInstances` with that reason). Returns the network chosen, with the metadata
+/// service's socket when guests have a network to reach it on.
+pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Option<netadapter::Chosen>> {
     let settings = &config.instances;
     if !settings.enabled {
         kiln.compute.disable("instances are disabled in the configuration ([instances] enabled = false)");
@@ -122,7 +131,7 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
             return Ok(None);
         }
     }
-    let (network, imds) = netadapter::choose(&settings.network)?;
+    let chosen = netadapter::choose(&settings.network, &config.netns(), settings.metadata_listen)?;
     let accel = kiln_vm::detect_host();
     if accel.accel != kiln_vm::Accel::Kvm {
         tracing::warn!(reason = %accel.reason, "no usable KVM: instances run under QEMU's TCG emulation, several times slower");
@@ -136,6 +145,7 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
     compute.reserved_memory_mib = settings.reserved_memory_mib;
     compute.ram_allocation_ratio = settings.ram_allocation_ratio;
     compute.cpu_allocation_ratio = settings.cpu_allocation_ratio;
+    compute.public_ip_pool = settings.public_pool()?;
     compute.terminated_retention = std::time::Duration::from_secs(settings.terminated_retention_secs);
     compute.stop_timeout = std::time::Duration::from_secs(settings.stop_timeout_secs);
     compute.machine = match settings.machine.as_str() {
@@ -143,8 +153,8 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
         "microvm" => kiln_vm::Machine::Microvm,
         other => anyhow::bail!("[instances] machine must be q35 or microvm, not {other:?}"),
     };
-    kiln.enable_compute(compute, network).context("enabling instances")?;
-    Ok(imds.then_some(settings.metadata_listen))
+    kiln.enable_compute(compute, Arc::clone(&chosen.network)).context("enabling instances")?;
+    Ok(Some(chosen))
 }
 
 /// Builds the configured provided images (cached by content version) and publishes any new
@@ -157,7 +167,7 @@ fn spawn_provided_images(kiln: Arc<Kiln>, config: &Config) {
     }
     let cache = config.image_cache();
     let names = config.provided_images.clone();
-    let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
+    let regions = config.provided_regions();
     std::thread::spawn(move || {
         for name in &names {
             let built =
@@ -202,6 +212,7 @@ fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
     let grace = std::time::Duration::from_secs(config.gc_grace_secs);
     let interval = std::time::Duration::from_secs(config.gc_interval_secs.max(1));
     let regions: Vec<String> = config.regions.iter().map(|r| r.name.clone()).collect();
+    let data_dir = config.data_dir.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
@@ -210,7 +221,8 @@ fn spawn_garbage_collector(kiln: Arc<Kiln>, config: &Config) {
         loop {
             ticker.tick().await;
             purge_recycle_bin(&kiln).await;
-            for region in &regions {
+            // Only regions that hold bytes have anything to collect (most of AWS's never do).
+            for region in regions.iter().filter(|r| data_dir.join("regions").join(r).exists()) {
                 let kiln = Arc::clone(&kiln);
                 let name = region.clone();
                 let outcome = tokio::task::spawn_blocking(move || kiln.collect_garbage(&name, grace)).await;

@@ -41,7 +41,11 @@ impl HostNetwork for TapNetwork {
                 hostname: port.hostname.clone(),
             })
             .map_err(net_error)?;
-        Ok(Some(kiln_vm::Nic::Tap { ifname: tap.as_str().to_string(), mac: kiln_vm::MacAddr(port.mac) }))
+        Ok(Some(kiln_vm::Nic::Tap {
+            ifname: tap.as_str().to_string(),
+            mac: kiln_vm::MacAddr(port.mac),
+            netns: Some(self.host.netns().path()),
+        }))
     }
 
     fn unplug(&self, instance_id: &str) {
@@ -74,16 +78,45 @@ impl HostNetwork for TapNetwork {
     }
 }
 
-/// Picks the network for `mode` (`auto`, `tap`, `none`); the flag says whether guests can reach
-/// a metadata service.
-pub fn choose(mode: &str) -> anyhow::Result<(Arc<dyn HostNetwork>, bool)> {
-    let none = |reason: String| -> (Arc<dyn HostNetwork>, bool) { (Arc::new(NoNetwork { reason }), false) };
+/// The network instances get, and what goes with it.
+pub struct Chosen {
+    /// What the use cases plug instances into.
+    pub network: Arc<dyn HostNetwork>,
+    /// The metadata service's socket, bound inside the namespace, when guests can reach one.
+    pub metadata: Option<std::net::TcpListener>,
+    /// The host networking to take down when the server stops.
+    pub host: Option<Arc<TapNetwork>>,
+}
+
+impl TapNetwork {
+    /// Removes the namespace and everything in it; for after every VM has stopped.
+    pub fn shutdown(&self) {
+        match self.host.shutdown() {
+            Ok(()) => tracing::info!(netns = self.host.netns().name(), "removed the instances' network namespace"),
+            Err(e) => tracing::warn!(error = %e, "could not remove the instances' network namespace"),
+        }
+    }
+}
+
+/// Picks the network for `mode` (`auto`, `tap`, `none`). TAP networking lives in network
+/// namespace `netns`, where the metadata service is bound on `metadata_listen`.
+pub fn choose(mode: &str, netns: &str, metadata_listen: std::net::SocketAddr) -> anyhow::Result<Chosen> {
+    let none = |reason: String| Chosen { network: Arc::new(NoNetwork { reason }), metadata: None, host: None };
     match mode {
         "none" => Ok(none("networking is off in the configuration".into())),
         "auto" | "tap" => match kiln_net::probe() {
             Ok(()) => {
-                let host = HostNet::init().context("setting up host networking")?;
-                Ok((Arc::new(TapNetwork { host }), true))
+                let host =
+                    HostNet::init(netns).with_context(|| format!("setting up host networking in netns {netns}"))?;
+                let metadata = host.bind_tcp(metadata_listen).with_context(|| {
+                    format!("binding the instance metadata service on {metadata_listen} in netns {netns}")
+                })?;
+                let tap = Arc::new(TapNetwork { host });
+                Ok(Chosen {
+                    network: Arc::clone(&tap) as Arc<dyn HostNetwork>,
+                    metadata: Some(metadata),
+                    host: Some(tap),
+                })
             }
             Err(e) if mode == "auto" => {
                 tracing::warn!(reason = %e, "instances will have no network");

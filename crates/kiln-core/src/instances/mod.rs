@@ -261,12 +261,12 @@ fn allocate_ip(cidr: &str, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     (4..size.saturating_sub(1)).map(|i| Ipv4Addr::from((base + i) as u32)).find(|a| !used.contains(a))
 }
 
-/// Addresses from 100.64.0.0/10 (shared address space, never routed on the internet) serve as
-/// the host-reachable "public" addresses.
-fn allocate_public_ip(used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    (10u32..(1 << 22) - 1)
-        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i))
-        .find(|a| !used.contains(a))
+/// The first free host-reachable "public" address of `pool` (network, prefix length), skipping
+/// its first ten and its last.
+fn allocate_public_ip(pool: (Ipv4Addr, u8), used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let size = 1u64 << (32 - u32::from(pool.1.min(32)));
+    let base = u64::from(u32::from(pool.0)) & !(size - 1);
+    (10..size.saturating_sub(1)).map(|i| Ipv4Addr::from((base + i) as u32)).find(|a| !used.contains(a))
 }
 
 fn device_sort_key(d: &str) -> String {
@@ -506,7 +506,7 @@ impl Kiln {
             };
             used_private.insert(private_ip);
             let public_ip = if subnet.data.map_public_ip_on_launch {
-                let ip = allocate_public_ip(&used_public)
+                let ip = allocate_public_ip(compute.config.public_ip_pool, &used_public)
                     .ok_or_else(|| CoreError::InsufficientCapacity("No free public addresses.".into()))?;
                 used_public.insert(ip);
                 Some(ip.to_string())
@@ -729,7 +729,15 @@ mod tests {
         assert_eq!(allocate_ip("172.31.16.0/20", &used), Some(Ipv4Addr::new(172, 31, 16, 5)));
         let full: HashSet<Ipv4Addr> = (4..7).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
         assert_eq!(allocate_ip("10.0.0.0/29", &full), None, "a /29 has three usable addresses");
-        assert_eq!(allocate_public_ip(&HashSet::new()), Some(Ipv4Addr::new(100, 64, 0, 10)));
+        assert_eq!(
+            allocate_public_ip(runtime::DEFAULT_PUBLIC_IP_POOL, &HashSet::new()),
+            Some(Ipv4Addr::new(100, 64, 0, 10))
+        );
+        let pool = (Ipv4Addr::new(100, 80, 0, 0), 16);
+        assert_eq!(allocate_public_ip(pool, &HashSet::new()), Some(Ipv4Addr::new(100, 80, 0, 10)));
+        let tiny = (Ipv4Addr::new(100, 90, 0, 0), 28);
+        let used: HashSet<Ipv4Addr> = (10..15).map(|i| Ipv4Addr::new(100, 90, 0, i)).collect();
+        assert_eq!(allocate_public_ip(tiny, &used), None, "a /28 has 10 to 14 only");
     }
 
     #[test]

@@ -78,10 +78,16 @@ pub struct ComputeConfig {
     /// Machine type for images booted directly: `q35` (volumes hot-plug) or `microvm` (boots
     /// a little faster, no hot-plug). Images with their own boot loader always get `q35`.
     pub machine: Machine,
+    /// Where "public" addresses come from (network and prefix length): by default 100.64.0.0/10
+    /// (shared address space, never routed on the internet). Servers sharing a host need
+    /// disjoint pools, since the host routes every public address to one of them.
+    pub public_ip_pool: (std::net::Ipv4Addr, u8),
 }
 
 /// Nova's default memory over-commit.
 pub const DEFAULT_RAM_ALLOCATION_RATIO: f64 = 1.5;
+/// The default pool of public addresses, 100.64.0.0/10.
+pub const DEFAULT_PUBLIC_IP_POOL: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(100, 64, 0, 0), 10);
 /// Nova's default vCPU over-commit.
 pub const DEFAULT_CPU_ALLOCATION_RATIO: f64 = 16.0;
 
@@ -147,6 +153,7 @@ impl ComputeConfig {
             stop_timeout: Duration::from_secs(30),
             run_dir,
             machine: Machine::Q35,
+            public_ip_pool: DEFAULT_PUBLIC_IP_POOL,
         }
     }
 }

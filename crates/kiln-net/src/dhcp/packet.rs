@@ -508,4 +508,59 @@ mod tests {
         p.pop();
         assert_eq!(parse_request(&p).unwrap().message_type, MessageType::Discover);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// Whatever a guest sends, parsing and answering return; they never panic.
+            #[test]
+            fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+                if let Ok(request) = parse_request(&bytes) {
+                    let _ = respond(&request, &lease());
+                }
+            }
+
+            /// A valid header followed by arbitrary option bytes: the same, and a message that
+            /// parses is answered only for the lease's MAC.
+            #[test]
+            fn arbitrary_options_after_a_valid_header(
+                kind in 0u8..12,
+                mac in any::<[u8; 6]>(),
+                tail in proptest::collection::vec(any::<u8>(), 0..300),
+            ) {
+                let mut p = client_packet(kind, mac, Ipv4Addr::UNSPECIFIED, &[]);
+                p.pop();
+                p.extend_from_slice(&tail);
+                if let Ok(request) = parse_request(&p) {
+                    prop_assert_eq!(request.chaddr, mac);
+                    prop_assert_eq!(request.xid, 0xdead_beef);
+                    if let Some(reply) = respond(&request, &lease()) {
+                        prop_assert_eq!(mac, MAC);
+                        prop_assert!(reply.packet.len() >= 240 && reply.packet.len() <= 576);
+                    }
+                }
+            }
+
+            /// Well-formed requests read back as built.
+            #[test]
+            fn well_formed_requests_round_trip(
+                kind in 1u8..=8,
+                mac in any::<[u8; 6]>(),
+                ciaddr in any::<[u8; 4]>(),
+                requested in proptest::option::of(any::<[u8; 4]>()),
+            ) {
+                let options: Vec<(u8, &[u8])> = requested.iter().map(|r| (50u8, &r[..])).collect();
+                let p = client_packet(kind, mac, Ipv4Addr::from(ciaddr), &options);
+                let request = parse_request(&p).unwrap();
+                prop_assert_eq!(request.message_type.code(), kind);
+                prop_assert_eq!(request.chaddr, mac);
+                prop_assert_eq!(request.ciaddr, Ipv4Addr::from(ciaddr));
+                prop_assert_eq!(request.requested_ip, requested.map(Ipv4Addr::from));
+            }
+        }
+    }
 }

@@ -200,7 +200,7 @@ pub fn tag_description(w: &mut XmlWriter, t: &TagDescription) {
 pub fn instance_type(w: &mut XmlWriter, t: &InstanceType) {
     let tpc = t.threads_per_core();
     w.text("instanceType", t.name)
-        .bool("currentGeneration", !t.name.starts_with("t2.") && !t.name.starts_with("i3."))
+        .bool("currentGeneration", t.current_generation())
         .bool("freeTierEligible", t.free_tier)
         .string_list("supportedUsageClasses", &["on-demand".to_string()])
         .string_list("supportedRootDeviceTypes", &t.root_device_types())

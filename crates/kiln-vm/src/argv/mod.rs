@@ -150,6 +150,9 @@ pub enum Nic {
         ifname: String,
         /// The guest's MAC address.
         mac: MacAddr,
+        /// The network namespace the TAP lives in (a file such as `/run/netns/<name>`); QEMU
+        /// is started inside it so it can open the TAP. `None`: the caller's namespace.
+        netns: Option<PathBuf>,
     },
 }
 
@@ -282,6 +285,8 @@ pub struct QemuCommand {
     pub program: &'static str,
     /// The arguments, without the program name.
     pub args: Vec<OsString>,
+    /// The network namespace to start the program in (that of its TAPs), if not the caller's.
+    pub netns: Option<PathBuf>,
 }
 
 impl QemuCommand {
@@ -339,7 +344,11 @@ fn escape_commas(value: &OsStr) -> OsString {
 /// Builds the command line for `spec`, or says why QEMU would not accept it as meant.
 pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
     validate(spec)?;
-    let mut cmd = QemuCommand { program: QEMU_SYSTEM, args: Vec::new() };
+    let netns = spec.nics.iter().find_map(|nic| match nic {
+        Nic::Tap { netns, .. } => netns.clone(),
+        Nic::User { .. } => None,
+    });
+    let mut cmd = QemuCommand { program: QEMU_SYSTEM, args: Vec::new(), netns };
     let virtio = spec.machine.virtio_suffix();
 
     cmd.opt("-name", Opts::new("").kv("guest", &spec.name).0)
@@ -406,7 +415,7 @@ pub fn build(spec: &VmSpec) -> Result<QemuCommand, SpecError> {
                 }
                 (netdev, None)
             }
-            Nic::Tap { ifname, mac } => {
+            Nic::Tap { ifname, mac, .. } => {
                 // script=no: QEMU must not run /etc/qemu-ifup as root; the caller owns the TAP.
                 let netdev =
                     Opts::new("tap").kv("id", &id).kv("ifname", ifname).kv("script", "no").kv("downscript", "no");

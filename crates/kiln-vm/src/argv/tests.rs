@@ -57,7 +57,11 @@ fn q35_kvm() -> VmSpec {
                 serial: Some("cidata".into()),
             },
         ],
-        nics: vec![Nic::Tap { ifname: "kiln-tap0".into(), mac: MacAddr([0x02, 0x4b, 0x69, 0x00, 0x00, 0x01]) }],
+        nics: vec![Nic::Tap {
+            ifname: "kiln-tap0".into(),
+            mac: MacAddr([0x02, 0x4b, 0x69, 0x00, 0x00, 0x01]),
+            netns: None,
+        }],
         serial_log: "/run/kiln/vm1/console.log".into(),
         qmp_socket: "/run/kiln/vm1/qmp.sock".into(),
         pidfile: "/run/kiln/vm1/qemu.pid".into(),
@@ -282,6 +286,6 @@ fn zero_vcpus_or_memory_is_refused() {
 #[test]
 fn tap_ifname_longer_than_ifnamsiz_is_refused() {
     let mut spec = q35_kvm();
-    spec.nics = vec![Nic::Tap { ifname: "a-very-long-tap-name".into(), mac: MacAddr([2, 0, 0, 0, 0, 1]) }];
+    spec.nics = vec![Nic::Tap { ifname: "a-very-long-tap-name".into(), mac: MacAddr([2, 0, 0, 0, 0, 1]), netns: None }];
     assert!(matches!(build(&spec), Err(SpecError::BadLength { what: "tap ifname", .. })));
 }

@@ -203,12 +203,34 @@ impl Owner {
             },
             None => Stdio::null(),
         };
-        let spawned = Command::new(&self.config.qemu_binary)
-            .args(&self.command.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn();
+        let spawn = || {
+            Command::new(&self.config.qemu_binary)
+                .args(&self.command.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+        };
+        let spawned = match &self.command.netns {
+            // A child starts in the network namespace of the thread that forks it, so QEMU is
+            // spawned from a thread moved into the TAP's namespace; this thread stays put.
+            Some(path) => File::open(path).and_then(|ns| {
+                std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| {
+                            use std::os::fd::AsFd;
+                            rustix::thread::move_into_link_name_space(
+                                ns.as_fd(),
+                                Some(rustix::thread::LinkNameSpaceType::Network),
+                            )?;
+                            spawn()
+                        })
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+            }),
+            None => spawn(),
+        };
         match spawned {
             Ok(child) => {
                 tracing::info!(pid = child.id(), "QEMU spawned");
