@@ -59,3 +59,37 @@ def test_an_unknown_log_format_is_refused():
     finally:
         os.environ.pop("KILN_LOG_FORMAT", None)
         srv.cleanup()
+
+
+def test_a_flood_of_refused_requests_writes_a_bounded_log():
+    """Refusals are logged at most 50 to a 10 s window; the next line says how many were left out."""
+    import urllib.error
+    import urllib.request
+
+    srv = KilnServer().start()
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(urllib.request.Request(srv.endpoint + "/", data=b"Action=DescribeVpcs"), timeout=5)
+            except urllib.error.HTTPError as e:
+                assert e.code in (400, 401, 403)
+        srv.client().describe_vpcs()
+    finally:
+        srv.stop()
+    refused = [line for line in srv.log_path.read_text().splitlines() if "request refused" in line]
+    assert 1 <= len(refused) <= 50, len(refused)
+    srv.cleanup()
+
+
+def test_idle_connections_are_closed():
+    import socket
+    import time
+
+    srv = KilnServer(config_text="idle_timeout_secs = 1\n" + __import__("conftest").CONFIG).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            start = time.monotonic()
+            assert s.recv(1) == b"", "the server closes an idle connection"
+            assert time.monotonic() - start < 8
+    finally:
+        srv.cleanup()

@@ -31,6 +31,15 @@ pub struct Config {
     /// Largest accepted request body, bytes. Default 4 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// A connection that moves no byte either way for this long is closed, seconds. Default 120.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Open connections one client address may hold (API and metadata service). Default 256.
+    #[serde(default = "default_connections_per_client")]
+    pub connections_per_client: usize,
+    /// Requests one access key may have running at once; more wait their turn. Default 8.
+    #[serde(default = "default_jobs_per_client")]
+    pub jobs_per_client: usize,
     /// Regions and zones; replaces the default set when given.
     #[serde(default = "default_regions")]
     pub regions: Vec<RegionConfig>,
@@ -322,6 +331,28 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// AWS's public regions with their zones; prices as in us-east-1 but for eu-west-1's 10% more.
+fn default_idle_timeout() -> u64 {
+    120
+}
+
+fn default_connections_per_client() -> usize {
+    256
+}
+
+fn default_jobs_per_client() -> usize {
+    8
+}
+
+impl Config {
+    /// The connection limits of the server's listeners.
+    pub fn conn_limits(&self) -> crate::conn::ConnLimits {
+        crate::conn::ConnLimits {
+            idle: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
+            per_address: self.connections_per_client.max(1),
+        }
+    }
+}
+
 fn default_regions() -> Vec<RegionConfig> {
     kiln_core::regions::AWS_REGIONS
         .iter()

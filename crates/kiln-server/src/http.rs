@@ -19,6 +19,7 @@ use kiln_ec2::{Ec2Request, Params};
 use tracing::{info, warn, Instrument};
 
 use crate::auth::authenticate;
+use crate::conn::{claimed_key, JobSlots, LogLimiter};
 use crate::dispatch::dispatch;
 use crate::error::{to_wire, ApiError};
 
@@ -28,6 +29,22 @@ pub struct AppState {
     pub kiln: Arc<Kiln>,
     /// Body size limit.
     pub max_body_bytes: usize,
+    /// Blocking jobs per access key.
+    pub jobs: JobSlots,
+    /// Bounds the "request refused" lines a flood of bad requests writes.
+    pub refusals: LogLimiter,
+}
+
+impl AppState {
+    /// The state for `config`.
+    pub fn new(kiln: Arc<Kiln>, config: &crate::Config) -> AppState {
+        AppState {
+            kiln,
+            max_body_bytes: config.max_body_bytes,
+            jobs: JobSlots::new(config.jobs_per_client),
+            refusals: LogLimiter::new(50, std::time::Duration::from_secs(10)),
+        }
+    }
 }
 
 /// The router: `/_kiln/health` for liveness, everything else is EC2.
@@ -50,12 +67,12 @@ fn xml_response(status: StatusCode, body: String, request_id: &str) -> Response 
     resp
 }
 
-fn error_response(e: &ApiError, request_id: &str) -> Response {
+fn error_response(e: &ApiError, request_id: &str, refusals: &LogLimiter) -> Response {
     let wire = to_wire(e);
     if e.is_internal() {
         warn!(error = %e, "internal error");
-    } else {
-        info!(code = %wire.code, "request refused");
+    } else if let Some(suppressed) = refusals.allow() {
+        info!(code = %wire.code, suppressed, "request refused");
     }
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::BAD_REQUEST);
     xml_response(status, error_document(&wire.code, &wire.message, request_id), request_id)
@@ -76,14 +93,16 @@ async fn handle(
         .collect();
     let service = if crate::sts::is_sts(&header_pairs, uri.query().unwrap_or("")) { "sts" } else { "ec2" };
     async move {
-        match (handle_inner(state, method, uri, header_pairs, body, service, &request_id).await, service) {
+        match (handle_inner(Arc::clone(&state), method, uri, header_pairs, body, service, &request_id).await, service) {
             (Ok(xml), _) => xml_response(StatusCode::OK, xml, &request_id),
             (Err(e), "sts") => {
-                info!(error = %e, "request refused");
+                if let Some(suppressed) = state.refusals.allow() {
+                    info!(error = %e, suppressed, "request refused");
+                }
                 let (status, body) = crate::sts::error(&e, &request_id);
                 xml_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), body, &request_id)
             }
-            (Err(e), _) => error_response(&e, &request_id),
+            (Err(e), _) => error_response(&e, &request_id, &state.refusals),
         }
     }
     .instrument(span)
@@ -112,8 +131,11 @@ async fn handle_inner(
     let query = uri.query().unwrap_or("").to_string();
     let request_id = request_id.to_string();
     let span = tracing::Span::current();
+    // One client's requests queue for its few slots here, holding no thread meanwhile.
+    let permit = state.jobs.acquire(claimed_key(&header_pairs, &query)).await;
     // SQLite and key generation block; keep them off the async workers.
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let _enter = span.enter();
         let req =
             HttpRequest { method: method.as_str(), path: &path, query: &query, headers: &header_pairs, body: &body };

@@ -7,7 +7,7 @@
 //! (no token) is accepted unless the instance requires tokens (its image has `ImdsSupport v2.0`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ fn plain(status: StatusCode, body: impl Into<Body>) -> Response {
 
 async fn handle(
     State(imds): State<Arc<Imds>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::conn::Peer(peer)): ConnectInfo<crate::conn::Peer>,
     method: Method,
     headers: HeaderMap,
     uri: Uri,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod dispatch;
 pub mod ebs;
 pub mod error;
@@ -81,10 +82,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             if let Some(listener) = chosen.metadata {
                 let local = listener.local_addr()?;
                 listener.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let listener =
+                    conn::LimitedListener::new(tokio::net::TcpListener::from_std(listener)?, config.conn_limits());
                 let app = imds::router(Arc::clone(&kiln));
                 tokio::spawn(async move {
-                    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    let service = app.into_make_service_with_connect_info::<conn::Peer>();
                     if let Err(e) = axum::serve(listener, service).await {
                         tracing::error!(error = %e, "the instance metadata service stopped");
                     }
@@ -97,10 +99,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     spawn_garbage_collector(Arc::clone(&kiln), &config);
     spawn_provided_images(Arc::clone(&kiln), &config);
-    let state = Arc::new(http::AppState { kiln: Arc::clone(&kiln), max_body_bytes: config.max_body_bytes });
+    let state = Arc::new(http::AppState::new(Arc::clone(&kiln), &config));
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
+    let listener = conn::LimitedListener::new(listener, config.conn_limits());
+    info!(listen = %axum::serve::Listener::local_addr(&listener)?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     kiln.shutdown_instances();
     if let Some(host) = host_network {
