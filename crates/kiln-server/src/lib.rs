@@ -69,6 +69,7 @@ pub fn credentials_text(profile: &str, account: &NewAccount) -> String {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let (kiln, admin) = open(&config)?;
     if let Some(admin) = admin {
         let path = config.data_dir.join(CREDENTIALS_FILE);
@@ -104,7 +105,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let listener = conn::LimitedListener::new(listener, config.conn_limits());
     info!(listen = %axum::serve::Listener::local_addr(&listener)?, data_dir = %config.data_dir.display(), "kiln is serving the EC2 API");
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await?;
     kiln.shutdown_instances();
     if let Some(host) = host_network {
         host.shutdown();
@@ -250,21 +251,18 @@ async fn purge_recycle_bin(kiln: &Arc<Kiln>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGINT and SIGTERM handlers now, so a signal that arrives once the listener
+/// accepts connections (and before the server first waits for one) stops it cleanly instead of
+/// killing it; the returned future completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    info!("shutdown requested; finishing in-flight requests");
+        info!("shutdown requested; finishing in-flight requests");
+    })
 }
