@@ -123,6 +123,9 @@ pub mod cpio;
 mod debian;
 mod ext4;
 mod files;
+#[cfg(test)]
+#[path = "../../../tests/support/host_tools.rs"]
+mod host_tools;
 mod initramfs;
 mod minimal;
 pub mod modules;
