@@ -25,7 +25,7 @@ pub enum Compression {
 }
 
 /// Encodes `block` (1..=[`BLOCK_SIZE`] bytes) into chunk file bytes.
-pub(crate) fn encode_chunk(block: &[u8]) -> Vec<u8> {
+pub fn encode_chunk(block: &[u8]) -> Vec<u8> {
     debug_assert!(!block.is_empty() && block.len() <= BLOCK_SIZE);
     let compressed = zstd::bulk::compress(block, ZSTD_LEVEL).ok().filter(|c| c.len() < block.len());
     let (compression, payload) = match &compressed {
@@ -44,7 +44,7 @@ pub(crate) fn encode_chunk(block: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes chunk file bytes and checks that the block hashes to `id`.
-pub(crate) fn decode_chunk(id: &ChunkId, file: &[u8]) -> Result<Vec<u8>, CorruptReason> {
+pub fn decode_chunk(id: &ChunkId, file: &[u8]) -> Result<Vec<u8>, CorruptReason> {
     if file.len() < CHUNK_HEADER_LEN {
         return Err(CorruptReason::Truncated);
     }

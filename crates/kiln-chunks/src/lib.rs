@@ -133,7 +133,7 @@ mod store;
 
 pub use backend::{ChunkBackend, ChunkMeta, LocalBackend, MemoryBackend};
 pub use error::{ChunkError, CorruptReason, IndexError};
-pub use format::{Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_VERSION};
+pub use format::{decode_chunk, encode_chunk, Compression, CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_VERSION};
 pub use id::{chunk_id, is_zero, BadChunkId, ChunkId, BLOCK_SIZE};
 pub use index::{
     SnapshotIndex, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, INDEX_TRAILER_LEN, INDEX_VERSION, MAX_VOLUME_SIZE,

@@ -76,7 +76,8 @@ pub fn block_token(index: u64, id: &ChunkId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn parse_block_token(token: &str) -> Option<(u64, ChunkId)> {
+/// Decodes a client-supplied block token; `None` when it is not one of ours.
+pub fn parse_block_token(token: &str) -> Option<(u64, ChunkId)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
     if raw.len() != 40 {
         return None;
@@ -339,7 +340,8 @@ fn encode_page_token(next_index: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("b:{next_index}"))
 }
 
-fn resume_point(start: u64, page_token: Option<&str>) -> CoreResult<u64> {
+/// Where a listing resumes: `start`, or the index a client-supplied page token names.
+pub fn resume_point(start: u64, page_token: Option<&str>) -> CoreResult<u64> {
     match page_token {
         None => Ok(start),
         Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD

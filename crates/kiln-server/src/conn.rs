@@ -90,6 +90,7 @@ impl axum::serve::Listener for LimitedListener {
                 inner: stream,
                 idle: self.limits.idle,
                 deadline: Box::pin(tokio::time::sleep(self.limits.idle)),
+                reading_since: None,
                 slot: Slot { ip, open: Arc::clone(&self.open) },
             };
             return (io, addr);
@@ -119,11 +120,15 @@ impl Drop for Slot {
     }
 }
 
-/// A connection that fails with `TimedOut` once no byte has moved for its idle time.
+/// A connection that fails with `TimedOut` once no byte has moved for its idle time, or when
+/// the bytes of one request (everything read between two responses) keep trickling in for
+/// longer than that: a client sending a byte now and then cannot hold it open for ever.
 pub struct Limited {
     inner: TcpStream,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the first byte read since the last write arrived.
+    reading_since: Option<Instant>,
     #[allow(dead_code)] // held for its Drop
     slot: Slot,
 }
@@ -132,6 +137,16 @@ impl Limited {
     fn touch(&mut self) {
         let next = tokio::time::Instant::now() + self.idle;
         self.deadline.as_mut().reset(next);
+    }
+
+    /// Notes `n` bytes read; false when the request they belong to has taken too long.
+    fn read_in_time(&mut self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        self.touch();
+        let since = *self.reading_since.get_or_insert_with(Instant::now);
+        since.elapsed() <= self.idle
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
@@ -148,12 +163,10 @@ impl AsyncRead for Limited {
         let this = self.get_mut();
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    this.touch();
-                }
-                Poll::Ready(result)
+            Poll::Ready(Ok(())) if !this.read_in_time(buf.filled().len() - before) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request arriving too slowly")))
             }
+            Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending if this.expired(cx) => Poll::Ready(Err(idle_error())),
             Poll::Pending => Poll::Pending,
         }
@@ -167,6 +180,7 @@ impl AsyncWrite for Limited {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     this.touch();
+                    this.reading_since = None;
                 }
                 Poll::Ready(Ok(n))
             }
@@ -335,5 +349,38 @@ mod tests {
         let n = tokio::time::timeout(Duration::from_secs(3), first.read(&mut buf)).await.unwrap().unwrap_or(0);
         assert_eq!(n, 0, "closed after its idle time");
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_request_trickling_in_is_cut_off() {
+        let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let mut listener = LimitedListener::new(inner, ConnLimits { idle: Duration::from_millis(400), per_address: 2 });
+        let server = tokio::spawn(async move {
+            let (mut io, _) = axum::serve::Listener::accept(&mut listener).await;
+            // Reads a "request" up to a newline, never answering: what a slow sender meets.
+            let mut buf = [0u8; 1];
+            loop {
+                match io.read(&mut buf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.kind()),
+                }
+            }
+        });
+        // One byte every 100 ms for 5 s never trips the idle timer, but the request as a whole
+        // does, long before the sender stops.
+        let trickle = tokio::spawn(async move {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            for _ in 0..50 {
+                if client.write_all(b"x").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let outcome = tokio::time::timeout(Duration::from_secs(2), server).await.expect("cut off in time").unwrap();
+        assert_eq!(outcome, Err(io::ErrorKind::TimedOut));
+        trickle.abort();
     }
 }

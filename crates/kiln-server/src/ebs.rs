@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::auth::authenticate;
+use crate::conn::claimed_key;
 use crate::error::ApiError;
 use crate::http::AppState;
 
@@ -154,17 +155,21 @@ where
     let span =
         tracing::info_span!("rest", service, id = %request_id, path = %uri.path(), account = tracing::field::Empty);
     let rid = request_id.clone();
+    let refusals = Arc::clone(&state);
     async move {
         let result = async {
             let body =
                 to_bytes(body, state.max_body_bytes).await.map_err(|_| ApiError::BodyTooLarge(state.max_body_bytes))?;
             let span = tracing::Span::current();
+            let pairs: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            // The same per-client job slots as EC2 Query requests: one key cannot starve the rest.
+            let permit = state.jobs.acquire(claimed_key(&pairs, uri.query().unwrap_or(""))).await;
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let _enter = span.enter();
-                let pairs: Vec<(String, String)> = headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
                 let req = HttpRequest {
                     method: method.as_str(),
                     path: uri.path(),
@@ -182,7 +187,14 @@ where
         .await;
         match result {
             Ok(r) => r,
-            Err(e) => on_error(&e, &rid),
+            Err(e) => {
+                if !e.is_internal() {
+                    if let Some(suppressed) = refusals.refusals.allow() {
+                        tracing::info!(error = %e, suppressed, "request refused");
+                    }
+                }
+                on_error(&e, &rid)
+            }
         }
     }
     .instrument(span)
@@ -207,6 +219,68 @@ fn sha256_b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data))
 }
 
+/// Decodes a StartSnapshot body (untrusted JSON).
+pub fn start_snapshot_spec(body: &[u8]) -> Result<StartSpec, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("The request body is not valid JSON: {e}")))?;
+    let volume_size =
+        v["VolumeSize"].as_i64().ok_or_else(|| ApiError::Core(CoreError::MissingParameter("VolumeSize".into())))?;
+    let tags = match v.get("Tags").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .map(|t| {
+                Ok(Tag {
+                    key: t["Key"].as_str().ok_or_else(|| bad("Each tag needs a Key"))?.to_string(),
+                    value: t["Value"].as_str().unwrap_or("").to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?,
+        None => vec![],
+    };
+    Ok(StartSpec {
+        volume_size,
+        parent_snapshot_id: v["ParentSnapshotId"].as_str().map(str::to_string),
+        description: v["Description"].as_str().map(str::to_string),
+        tags,
+        client_token: v["ClientToken"].as_str().map(str::to_string),
+        encrypted: v["Encrypted"].as_bool().unwrap_or(false),
+    })
+}
+
+/// Checks a PutSnapshotBlock's index, length and checksum headers against its body; returns
+/// the block index and the body's checksum.
+pub fn put_block_args(index: &str, headers: &HeaderMap, body: &[u8]) -> Result<(u64, String), ApiError> {
+    let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
+    let length: usize = header(headers, "x-amz-data-length")
+        .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Data-Length".into())))?
+        .parse()
+        .map_err(|_| bad("x-amz-Data-Length is not a number"))?;
+    if length != body.len() {
+        return Err(bad(format!("x-amz-Data-Length is {length} but the body has {} bytes", body.len())));
+    }
+    let algorithm = header(headers, "x-amz-checksum-algorithm").unwrap_or("");
+    if algorithm != "SHA256" {
+        return Err(bad("x-amz-Checksum-Algorithm must be SHA256"));
+    }
+    let checksum = header(headers, "x-amz-checksum")
+        .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Checksum".into())))?;
+    let actual = sha256_b64(body);
+    if checksum != actual {
+        return Err(ApiError::Core(CoreError::InvalidParameterValue(
+            "The checksum of the block data does not match x-amz-Checksum (INVALID_CHECKSUM).".into(),
+        )));
+    }
+    Ok((index, actual))
+}
+
+/// Reads CompleteSnapshot's `x-amz-ChangedBlocksCount`.
+pub fn changed_blocks_count(headers: &HeaderMap) -> Result<i64, ApiError> {
+    let count: i64 = header(headers, "x-amz-changedblockscount")
+        .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-ChangedBlocksCount".into())))?
+        .parse()
+        .map_err(|_| bad("x-amz-ChangedBlocksCount is not a number"))?;
+    Ok(count)
+}
+
 async fn start_snapshot(
     State(s): State<Arc<AppState>>,
     method: Method,
@@ -215,30 +289,7 @@ async fn start_snapshot(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, |kiln, call| {
-        let v: Value =
-            serde_json::from_slice(&call.body).map_err(|e| bad(format!("The request body is not valid JSON: {e}")))?;
-        let volume_size =
-            v["VolumeSize"].as_i64().ok_or_else(|| ApiError::Core(CoreError::MissingParameter("VolumeSize".into())))?;
-        let tags = match v.get("Tags").and_then(Value::as_array) {
-            Some(list) => list
-                .iter()
-                .map(|t| {
-                    Ok(Tag {
-                        key: t["Key"].as_str().ok_or_else(|| bad("Each tag needs a Key"))?.to_string(),
-                        value: t["Value"].as_str().unwrap_or("").to_string(),
-                    })
-                })
-                .collect::<Result<Vec<_>, ApiError>>()?,
-            None => vec![],
-        };
-        let spec = StartSpec {
-            volume_size,
-            parent_snapshot_id: v["ParentSnapshotId"].as_str().map(str::to_string),
-            description: v["Description"].as_str().map(str::to_string),
-            tags,
-            client_token: v["ClientToken"].as_str().map(str::to_string),
-            encrypted: v["Encrypted"].as_bool().unwrap_or(false),
-        };
+        let spec = start_snapshot_spec(&call.body)?;
         let snap = kiln.ebs_start_snapshot(&call.ctx, &spec)?;
         let mut out = json!({
             "SnapshotId": snap.id,
@@ -268,26 +319,7 @@ async fn put_block(
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
         kiln_core::ebs::check_id(&id)?;
-        let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
-        let length: usize = header(&call.headers, "x-amz-data-length")
-            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Data-Length".into())))?
-            .parse()
-            .map_err(|_| bad("x-amz-Data-Length is not a number"))?;
-        if length != call.body.len() {
-            return Err(bad(format!("x-amz-Data-Length is {length} but the body has {} bytes", call.body.len())));
-        }
-        let algorithm = header(&call.headers, "x-amz-checksum-algorithm").unwrap_or("");
-        if algorithm != "SHA256" {
-            return Err(bad("x-amz-Checksum-Algorithm must be SHA256"));
-        }
-        let checksum = header(&call.headers, "x-amz-checksum")
-            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Checksum".into())))?;
-        let actual = sha256_b64(&call.body);
-        if checksum != actual {
-            return Err(ApiError::Core(CoreError::InvalidParameterValue(
-                "The checksum of the block data does not match x-amz-Checksum (INVALID_CHECKSUM).".into(),
-            )));
-        }
+        let (index, actual) = put_block_args(&index, &call.headers, &call.body)?;
         kiln.ebs_put_block(&call.ctx, &id, index, &call.body)?;
         let mut resp = StatusCode::CREATED.into_response();
         let h = resp.headers_mut();
@@ -308,17 +340,15 @@ async fn complete_snapshot(
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
         kiln_core::ebs::check_id(&id)?;
-        let count: i64 = header(&call.headers, "x-amz-changedblockscount")
-            .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-ChangedBlocksCount".into())))?
-            .parse()
-            .map_err(|_| bad("x-amz-ChangedBlocksCount is not a number"))?;
+        let count = changed_blocks_count(&call.headers)?;
         kiln.ebs_complete(&call.ctx, &id, count)?;
         Ok(json_response(StatusCode::ACCEPTED, json!({ "Status": "completed" })))
     })
     .await
 }
 
-fn page_args(q: &HashMap<String, String>) -> Result<(u64, usize, Option<String>), ApiError> {
+/// Reads ListSnapshotBlocks/ListChangedBlocks paging arguments from the query string.
+pub fn page_args(q: &HashMap<String, String>) -> Result<(u64, usize, Option<String>), ApiError> {
     let start = match q.get("startingBlockIndex") {
         Some(v) => v.parse().map_err(|_| bad("startingBlockIndex is not a number"))?,
         None => 0,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use kiln_core::instances::InstanceData;
 use kiln_core::item::Item;
@@ -90,36 +90,67 @@ async fn handle(
         Ok(Ok(Some(inst))) => inst,
         _ => return plain(StatusCode::FORBIDDEN, "Forbidden"),
     };
-    let path = uri.path().to_string();
+    let mut tokens = imds.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    let reply = reply(&mut tokens, &inst, &method, &headers, uri.path(), Instant::now());
+    drop(tokens);
+    let mut resp = (reply.status, reply.body).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("text/plain"));
+    if let Some(ttl) = reply.ttl {
+        h.insert(TOKEN_TTL_HEADER, HeaderValue::from(ttl));
+    }
+    resp
+}
+
+/// What the metadata service answers one request with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    /// The granted token's lifetime, echoed in `X-aws-ec2-metadata-token-ttl-seconds`.
+    pub ttl: Option<u64>,
+}
+
+impl Reply {
+    fn plain(status: StatusCode, body: &str) -> Reply {
+        Reply { status, body: body.as_bytes().to_vec(), ttl: None }
+    }
+}
+
+/// Answers a request from `inst`'s guest: everything the guest controls (method, headers, path)
+/// is read here, so this is the function the fuzz target drives.
+pub fn reply(
+    tokens: &mut Tokens,
+    inst: &Item<InstanceData>,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    now: Instant,
+) -> Reply {
     if method == Method::PUT && path == "/latest/api/token" {
         let ttl = headers.get(TOKEN_TTL_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         let Some(ttl) = ttl.filter(|t| (1..=MAX_TOKEN_TTL).contains(t)) else {
-            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+            return Reply::plain(StatusCode::BAD_REQUEST, "Bad Request");
         };
         let token =
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 32]>());
-        let mut tokens = imds.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         tokens.insert(token.clone(), &inst.id, now, now + Duration::from_secs(ttl));
-        return (StatusCode::OK, [("content-type", "text/plain"), (TOKEN_TTL_HEADER, &ttl.to_string())], token)
-            .into_response();
+        return Reply { status: StatusCode::OK, body: token.into_bytes(), ttl: Some(ttl) };
     }
     if method != Method::GET && method != Method::HEAD {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        return Reply::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     match headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-        Some(token) => {
-            let tokens = imds.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if !tokens.valid(token, &inst.id, Instant::now()) {
-                return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
-            }
+        Some(token) if !tokens.valid(token, &inst.id, now) => {
+            return Reply::plain(StatusCode::UNAUTHORIZED, "Unauthorized");
         }
-        None if inst.data.http_tokens == "required" => return plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        Some(_) => {}
+        None if inst.data.http_tokens == "required" => return Reply::plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
         None => {}
     }
-    match answer(&inst, &path) {
-        Some(body) => plain(StatusCode::OK, body),
-        None => plain(StatusCode::NOT_FOUND, "Not Found"),
+    match answer(inst, path) {
+        Some(body) => Reply { status: StatusCode::OK, body, ttl: None },
+        None => Reply::plain(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
 
@@ -275,5 +306,40 @@ mod tests {
         assert!(get("/latest/dynamic/instance-identity/document").unwrap().contains("\"instanceId\""));
         assert_eq!(get("/latest/meta-data/nope"), None);
         assert_eq!(get("/other"), None);
+    }
+
+    #[test]
+    fn tokens_are_granted_checked_and_required_when_the_instance_says_so() {
+        let mut i = inst();
+        let mut tokens = Tokens::default();
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        let ask = |tokens: &mut Tokens, i: &Item<InstanceData>, m: Method, h: &HeaderMap, p: &str| {
+            reply(tokens, i, &m, h, p, now)
+        };
+        let id_path = "/latest/meta-data/instance-id";
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &h, id_path).body, i.id.as_bytes(), "IMDSv1 allowed");
+        assert_eq!(ask(&mut tokens, &i, Method::PUT, &h, "/latest/api/token").status, StatusCode::BAD_REQUEST);
+        h.insert(TOKEN_TTL_HEADER, HeaderValue::from_static("21601"));
+        assert_eq!(ask(&mut tokens, &i, Method::PUT, &h, "/latest/api/token").status, StatusCode::BAD_REQUEST);
+        h.insert(TOKEN_TTL_HEADER, HeaderValue::from_static("60"));
+        let granted = ask(&mut tokens, &i, Method::PUT, &h, "/latest/api/token");
+        assert_eq!((granted.status, granted.ttl), (StatusCode::OK, Some(60)));
+        let mut with = HeaderMap::new();
+        with.insert(TOKEN_HEADER, HeaderValue::from_bytes(&granted.body).unwrap());
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &with, id_path).status, StatusCode::OK);
+        assert_eq!(
+            reply(&mut tokens, &i, &Method::GET, &with, id_path, now + Duration::from_secs(61)).status,
+            StatusCode::UNAUTHORIZED,
+            "expired"
+        );
+        let mut wrong = HeaderMap::new();
+        wrong.insert(TOKEN_HEADER, HeaderValue::from_static("made-up"));
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &wrong, id_path).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(ask(&mut tokens, &i, Method::POST, &with, id_path).status, StatusCode::METHOD_NOT_ALLOWED);
+        i.data.http_tokens = "required".into();
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &HeaderMap::new(), id_path).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &with, id_path).status, StatusCode::OK);
+        assert_eq!(ask(&mut tokens, &i, Method::GET, &with, "/latest/meta-data/nope").status, StatusCode::NOT_FOUND);
     }
 }

@@ -122,6 +122,72 @@ fn body_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("The request body is not valid JSON: {e}")))
 }
 
+/// A CreateRule body, decoded.
+#[derive(Debug)]
+pub struct CreateRule {
+    pub resource_type: String,
+    pub value: i64,
+    pub unit: String,
+    pub description: Option<String>,
+    pub resource_tags: Vec<(String, String)>,
+    pub tags: Vec<Tag>,
+}
+
+/// Decodes a CreateRule body (untrusted JSON).
+pub fn create_rule_request(body: &[u8]) -> Result<CreateRule, ApiError> {
+    let v = body_json(body)?;
+    let resource_type = v["ResourceType"].as_str().ok_or_else(|| bad("ResourceType is required."))?;
+    let period = &v["RetentionPeriod"];
+    let value = period["RetentionPeriodValue"].as_i64().ok_or_else(|| bad("RetentionPeriodValue is required."))?;
+    let unit = period["RetentionPeriodUnit"].as_str().unwrap_or("DAYS");
+    if v.get("LockConfiguration").is_some_and(|l| !l.is_null()) {
+        return Err(bad("Rule locks are not supported by this server."));
+    }
+    if v["ExcludeResourceTags"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Err(bad("ExcludeResourceTags is not supported by this server."));
+    }
+    let resource_tags = v["ResourceTags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    let key = t["ResourceTagKey"].as_str().ok_or_else(|| bad("Each resource tag needs a key."))?;
+                    Ok((key.to_string(), t["ResourceTagValue"].as_str().unwrap_or("").to_string()))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let tags = v["Tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    Ok(Tag {
+                        key: t["Key"].as_str().ok_or_else(|| bad("Each tag needs a Key."))?.to_string(),
+                        value: t["Value"].as_str().unwrap_or("").to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(CreateRule {
+        resource_type: resource_type.to_string(),
+        value,
+        unit: unit.to_string(),
+        description: v["Description"].as_str().map(str::to_string),
+        resource_tags,
+        tags,
+    })
+}
+
+/// Decodes a ListRules body: the resource type it lists.
+pub fn list_rules_request(body: &[u8]) -> Result<String, ApiError> {
+    let v = body_json(body)?;
+    Ok(v["ResourceType"].as_str().ok_or_else(|| bad("ResourceType is required."))?.to_string())
+}
+
 async fn create_rule(
     State(s): State<Arc<AppState>>,
     method: Method,
@@ -130,51 +196,15 @@ async fn create_rule(
     body: Body,
 ) -> Response {
     run_as("rbin", error_response, s, method, uri, headers, body, |kiln, call| {
-        let v = body_json(&call.body)?;
-        let resource_type = v["ResourceType"].as_str().ok_or_else(|| bad("ResourceType is required."))?;
-        let period = &v["RetentionPeriod"];
-        let value = period["RetentionPeriodValue"].as_i64().ok_or_else(|| bad("RetentionPeriodValue is required."))?;
-        let unit = period["RetentionPeriodUnit"].as_str().unwrap_or("DAYS");
-        if v.get("LockConfiguration").is_some_and(|l| !l.is_null()) {
-            return Err(bad("Rule locks are not supported by this server."));
-        }
-        if v["ExcludeResourceTags"].as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(bad("ExcludeResourceTags is not supported by this server."));
-        }
-        let resource_tags = v["ResourceTags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|t| {
-                        let key = t["ResourceTagKey"].as_str().ok_or_else(|| bad("Each resource tag needs a key."))?;
-                        Ok((key.to_string(), t["ResourceTagValue"].as_str().unwrap_or("").to_string()))
-                    })
-                    .collect::<Result<Vec<_>, ApiError>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let tags = v["Tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|t| {
-                        Ok(Tag {
-                            key: t["Key"].as_str().ok_or_else(|| bad("Each tag needs a Key."))?.to_string(),
-                            value: t["Value"].as_str().unwrap_or("").to_string(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ApiError>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
+        let r = create_rule_request(&call.body)?;
         let rule = kiln.create_retention_rule(
             &call.ctx,
-            resource_type,
-            value,
-            unit,
-            v["Description"].as_str(),
-            resource_tags,
-            tags,
+            &r.resource_type,
+            r.value,
+            &r.unit,
+            r.description.as_deref(),
+            r.resource_tags,
+            r.tags,
         )?;
         let mut out = rule_json(&rule);
         out["Tags"] = tags_json(&rule.tags);
@@ -191,9 +221,8 @@ async fn list_rules(
     body: Body,
 ) -> Response {
     run_as("rbin", error_response, s, method, uri, headers, body, |kiln, call| {
-        let v = body_json(&call.body)?;
-        let resource_type = v["ResourceType"].as_str().ok_or_else(|| bad("ResourceType is required."))?;
-        let rules = kiln.list_retention_rules(&call.ctx, resource_type)?;
+        let resource_type = list_rules_request(&call.body)?;
+        let rules = kiln.list_retention_rules(&call.ctx, &resource_type)?;
         let summaries: Vec<Value> = rules
             .iter()
             .map(|r| {
