@@ -14,6 +14,7 @@ use kiln_disk::{
     allocated_extents, changed_blocks, convert, create_empty, create_overlay, info, info_with_format, resize,
     BlockReader, DiskError, Format, ImageSource, NbdClient, NbdError, RawWriter, BLOCK_SIZE,
 };
+use rustix::process::{Pid, Signal};
 
 const MIB: u64 = 1 << 20;
 const KIB: u64 = 1 << 10;
@@ -65,8 +66,8 @@ fn read_all(reader: &mut BlockReader) -> Vec<u8> {
     all
 }
 
-fn kill(signal: &str, pid: u32) {
-    assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+fn kill(signal: Signal, pid: u32) {
+    rustix::process::kill_process(Pid::from_raw(pid as i32).expect("a real pid"), signal).expect("kill");
 }
 
 #[test]
@@ -303,7 +304,7 @@ fn killed_qemu_nbd_fails_the_read_instead_of_hanging() {
     let (base, _) = write_base(dir.path(), 8);
     let mut reader = BlockReader::open(&base, Format::Raw).unwrap();
     assert_eq!(reader.read_block(0, BLOCK_SIZE).unwrap(), base_block(0));
-    kill("-KILL", reader.server_pid());
+    kill(Signal::KILL, reader.server_pid());
     let started = Instant::now();
     let err = reader.read_block(1, BLOCK_SIZE).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -321,7 +322,7 @@ fn stopped_qemu_nbd_times_out_and_poisons_the_reader() {
     let (base, _) = write_base(dir.path(), 8);
     let mut reader = BlockReader::open(&base, Format::Raw).unwrap();
     reader.set_timeout(Duration::from_millis(300)).unwrap();
-    kill("-STOP", reader.server_pid());
+    kill(Signal::STOP, reader.server_pid());
     let started = Instant::now();
     let err = reader.read_block(1, BLOCK_SIZE).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));

@@ -12,40 +12,16 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use kiln_core::Kiln;
 use kiln_ec2::sigv4::HttpRequest;
 use kiln_ec2::xml::error_document;
 use kiln_ec2::{Ec2Request, Params};
 use tracing::{info, warn, Instrument};
 
 use crate::auth::authenticate;
-use crate::conn::{claimed_key, JobSlots, LogLimiter};
+use crate::conn::{claimed_key, LogLimiter};
 use crate::dispatch::dispatch;
 use crate::error::{to_wire, ApiError};
-
-/// Shared state of the HTTP layer.
-pub struct AppState {
-    /// The use cases.
-    pub kiln: Arc<Kiln>,
-    /// Body size limit.
-    pub max_body_bytes: usize,
-    /// Blocking jobs per access key.
-    pub jobs: JobSlots,
-    /// Bounds the "request refused" lines a flood of bad requests writes.
-    pub refusals: LogLimiter,
-}
-
-impl AppState {
-    /// The state for `config`.
-    pub fn new(kiln: Arc<Kiln>, config: &crate::Config) -> AppState {
-        AppState {
-            kiln,
-            max_body_bytes: config.max_body_bytes,
-            jobs: JobSlots::new(config.jobs_per_client),
-            refusals: LogLimiter::new(50, std::time::Duration::from_secs(10)),
-        }
-    }
-}
+pub use crate::state::AppState;
 
 /// The router: `/_kiln/health` for liveness, everything else is EC2.
 pub fn router(state: Arc<AppState>) -> Router {

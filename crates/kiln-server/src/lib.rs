@@ -12,6 +12,8 @@ pub mod imds;
 pub mod netadapter;
 pub mod rbin;
 pub mod render;
+pub mod rest;
+pub mod state;
 pub mod sts;
 
 use std::io::Write;
@@ -100,7 +102,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     spawn_garbage_collector(Arc::clone(&kiln), &config);
     spawn_provided_images(Arc::clone(&kiln), &config);
-    let state = Arc::new(http::AppState::new(Arc::clone(&kiln), &config));
+    let state = Arc::new(state::AppState::new(Arc::clone(&kiln), &config));
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let listener = conn::LimitedListener::new(listener, config.conn_limits());

@@ -20,9 +20,9 @@ use kiln_core::CoreError;
 use kiln_types::Tag;
 use serde_json::{json, Value};
 
-use crate::ebs::{json_response, run_as};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::rest::{json_response, run_as};
+use crate::state::AppState;
 
 /// Routes of the `rbin` API.
 pub fn routes() -> Router<Arc<AppState>> {

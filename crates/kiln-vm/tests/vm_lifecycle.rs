@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kiln_vm::argv::{self, Machine, VmSpec};
 use kiln_vm::{spawn_vm, Accel, GuestShutdownBehavior, VmCommand, VmConfig, VmError, VmHandle, VmState};
+use rustix::process::{Pid, Signal};
 
 /// Generous for a loaded 2-core machine; QEMU normally reports running in well under a second.
 const UP: Duration = Duration::from_secs(15);
@@ -87,9 +88,9 @@ fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
-    assert!(status.success(), "kill {signal} {pid}: {status}");
+fn signal(pid: u32, signal: Signal) {
+    let target = Pid::from_raw(pid as i32).expect("a real pid");
+    rustix::process::kill_process(target, signal).unwrap_or_else(|e| panic!("kill {signal:?} {pid}: {e}"));
 }
 
 fn assert_refused(result: Result<kiln_vm::StateChange, VmError>, state: VmState, command: VmCommand) {
@@ -176,7 +177,7 @@ fn an_externally_killed_qemu_is_reported_stopped_with_a_server_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (vm, pid) = running_vm(dir.path(), config(dir.path()));
 
-    signal(pid, "-KILL");
+    signal(pid, Signal::KILL);
     let stopped = vm.wait_for(VmState::Stopped, Duration::from_secs(3)).expect("the watchdog notices");
     let reason = stopped.reason.unwrap();
     assert_eq!(reason.code, "Server.InternalError");
@@ -216,7 +217,7 @@ fn a_wedged_qemu_is_killed_and_reported_stopped() {
     let (vm, pid) = running_vm(dir.path(), config(dir.path()));
 
     // SIGSTOP freezes QEMU without ending it: QMP goes unanswered, as with a wedged emulator.
-    signal(pid, "-STOP");
+    signal(pid, Signal::STOP);
     let stopped = vm.wait_for(VmState::Stopped, Duration::from_secs(5)).expect("the watchdog gives up on QMP");
     let reason = stopped.reason.unwrap();
     assert_eq!(reason.code, "Server.InternalError");
@@ -229,7 +230,7 @@ fn a_crash_terminates_when_so_configured() {
     let dir = tempfile::tempdir().unwrap();
     let config = VmConfig { on_guest_shutdown: GuestShutdownBehavior::Terminate, ..config(dir.path()) };
     let (vm, pid) = running_vm(dir.path(), config);
-    signal(pid, "-KILL");
+    signal(pid, Signal::KILL);
     let terminated = vm.wait_for(VmState::Terminated, Duration::from_secs(3)).unwrap();
     assert_eq!(terminated.reason.unwrap().code, "Server.InternalError");
     assert_refused(vm.start(), VmState::Terminated, VmCommand::Start);
