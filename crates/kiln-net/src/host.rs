@@ -79,8 +79,7 @@ impl Uplink {
     /// one and two servers (two names) almost never pick the same addresses. The addresses lie
     /// in `169.254.0.0/16` outside `169.254.169.0/24`, where the metadata address is.
     pub fn for_namespace(name: &str) -> Uplink {
-        // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = crate::stable_hash(name.as_bytes());
         let third = 1 + (hash % 168) as u8; // 1..=168, below 169
         let fourth = ((hash >> 8) % 64) as u8 * 4;
         Uplink {
@@ -165,6 +164,20 @@ impl HostNet {
     /// nothing but DHCP passes.
     pub fn add_port(&self, port: &PortConfig) -> Result<(), NetError> {
         port.validate()?;
+        // Another server on this host routing the public address already: taking it over would
+        // cut that server's guest off, so refuse before anything is made.
+        if let Some(public) = port.public_ip {
+            let existing = run("ip", &["-4", "-o", "route", "show", "exact", &format!("{public}/32")])?;
+            if let Some(other) = route_device(&existing).filter(|dev| *dev != self.uplink.host_if) {
+                return Err(NetError::InvalidPort {
+                    tap: port.tap.to_string(),
+                    reason: format!(
+                        "public IP {public} is already routed to {other} on this host (another Kiln?); give each \
+                         server its own [instances] public_ip_pool"
+                    ),
+                });
+            }
+        }
         self.ns.run(|| {
             let created = tap::create(&port.tap)?;
             let plumbing = Plumbing {
@@ -187,21 +200,6 @@ impl HostNet {
         })?;
         if let Some(public) = port.public_ip {
             let route = format!("{public}/32");
-            // Another server on this host routing the address already: taking it over would cut
-            // that server's guest off, so refuse.
-            let existing = run("ip", &["-4", "-o", "route", "show", "exact", &route])?;
-            if let Some(other) = route_device(&existing).filter(|dev| *dev != self.uplink.host_if) {
-                let other = other.to_owned();
-                self.dhcp.remove(&port.tap)?;
-                self.ns.run(|| tap::delete(&port.tap))?;
-                return Err(NetError::InvalidPort {
-                    tap: port.tap.to_string(),
-                    reason: format!(
-                        "public IP {public} is already routed to {other} on this host (another Kiln?); give each \
-                         server its own [instances] public_ip_pool"
-                    ),
-                });
-            }
             run(
                 "ip",
                 &["-4", "route", "replace", &route, "via", &self.uplink.ns_ip.to_string(), "dev", &self.uplink.host_if],

@@ -118,3 +118,9 @@ pub enum NetError {
     #[error("the DHCP server thread has stopped")]
     DhcpStopped,
 }
+
+/// FNV-1a (64-bit): names derived from it (namespaces, uplinks) are the same across builds and
+/// platforms, unlike std's hasher.
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}

@@ -37,6 +37,12 @@ impl Netns {
         Ok(Netns { name: name.to_owned(), file })
     }
 
+    /// The default name of the namespace of a server keyed by `key` (its data directory's
+    /// path): the same on every start, and another key almost surely gives another name.
+    pub fn default_name(key: &[u8]) -> String {
+        format!("kiln-{:08x}", crate::stable_hash(key) as u32)
+    }
+
     /// The namespace's name (`ip -n <name>`, `ip netns exec <name>`).
     pub fn name(&self) -> &str {
         &self.name
@@ -94,6 +100,14 @@ fn validate_name(name: &str) -> Result<(), NetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_names_are_stable_and_valid() {
+        // Fixed: a changed hash would strand the namespace a running server made.
+        assert_eq!(Netns::default_name(b"/var/lib/kiln"), "kiln-0118eba2");
+        assert_ne!(Netns::default_name(b"/var/lib/kiln"), Netns::default_name(b"/var/lib/kiln-2"));
+        assert!(validate_name(&Netns::default_name(b"/srv/k")).is_ok());
+    }
 
     #[test]
     fn names_are_plain_file_names() {

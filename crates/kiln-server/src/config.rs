@@ -103,13 +103,7 @@ impl Config {
             return name.clone();
         }
         let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
-        // FNV-1a: stable across builds, unlike std's hasher.
-        let hash = dir
-            .as_os_str()
-            .as_encoded_bytes()
-            .iter()
-            .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
-        format!("kiln-{hash:08x}")
+        kiln_net::Netns::default_name(dir.as_os_str().as_encoded_bytes())
     }
 
     /// The provided-image cache directory.
