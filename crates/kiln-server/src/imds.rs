@@ -25,6 +25,8 @@ const MAX_TOKEN_TTL: u64 = 21600;
 /// Live tokens one instance may hold; a new one beyond this replaces the one expiring first, so
 /// a guest asking in a loop cannot grow the server's memory.
 pub const MAX_TOKENS_PER_INSTANCE: usize = 64;
+/// Blocking lookups one guest address may run at once.
+const JOBS_PER_GUEST: usize = 4;
 
 /// Live IMDSv2 tokens: token → (instance id, expiry).
 #[derive(Default)]
@@ -65,11 +67,17 @@ impl Tokens {
 pub struct Imds {
     kiln: Arc<Kiln>,
     tokens: Mutex<Tokens>,
+    /// Lookups on blocking threads, a few at a time per guest address.
+    jobs: crate::conn::JobSlots,
 }
 
 /// The router serving the metadata service.
 pub fn router(kiln: Arc<Kiln>) -> axum::Router {
-    let state = Arc::new(Imds { kiln, tokens: Mutex::new(Tokens::default()) });
+    let state = Arc::new(Imds {
+        kiln,
+        tokens: Mutex::new(Tokens::default()),
+        jobs: crate::conn::JobSlots::new(JOBS_PER_GUEST),
+    });
     axum::Router::new().fallback(handle).with_state(state)
 }
 
@@ -86,7 +94,14 @@ async fn handle(
 ) -> Response {
     let IpAddr::V4(ip) = peer.ip() else { return plain(StatusCode::FORBIDDEN, "Forbidden") };
     let kiln = Arc::clone(&imds.kiln);
-    let inst = match tokio::task::spawn_blocking(move || kiln.instance_by_private_ip(ip)).await {
+    // A guest asking in a loop queues behind its own few slots, not everyone's threads.
+    let permit = imds.jobs.acquire(&ip.to_string()).await;
+    let inst = match tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        kiln.instance_by_private_ip(ip)
+    })
+    .await
+    {
         Ok(Ok(Some(inst))) => inst,
         _ => return plain(StatusCode::FORBIDDEN, "Forbidden"),
     };
