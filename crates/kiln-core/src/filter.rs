@@ -61,6 +61,42 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 /// The values a resource has for a tag filter, or `None` when the name is not a tag filter.
+/// What of EC2 filters the metadata store can narrow by: name patterns and tag conditions.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// From a `name` filter.
+    pub names: Vec<kiln_meta::Pattern>,
+    /// From `tag:<key>`, `tag-key` and `tag-value` filters.
+    pub tags: Vec<kiln_meta::TagCondition>,
+}
+
+/// The conditions of `filters` the store can apply. Each is at most as strict as the filter it
+/// comes from (a value using the `\\` escape is left to [`apply`]), so the store's answer is a
+/// superset of the filtered one and `apply` still has the last word.
+pub fn pushdown(filters: &[Filter]) -> Pushed {
+    let patterns = |values: &[String]| -> Option<Vec<kiln_meta::Pattern>> {
+        (!values.iter().any(|v| v.contains('\\')))
+            .then(|| values.iter().map(|v| kiln_meta::Pattern(v.clone())).collect())
+    };
+    let mut out = Pushed::default();
+    for f in filters {
+        let Some(values) = patterns(&f.values) else { continue };
+        if values.is_empty() {
+            continue;
+        }
+        if f.name == "name" && out.names.is_empty() {
+            out.names = values;
+        } else if let Some(key) = f.name.strip_prefix("tag:") {
+            out.tags.push(kiln_meta::TagCondition { keys: vec![kiln_meta::Pattern(key.to_string())], values });
+        } else if f.name == "tag-key" {
+            out.tags.push(kiln_meta::TagCondition { keys: values, values: vec![] });
+        } else if f.name == "tag-value" {
+            out.tags.push(kiln_meta::TagCondition { keys: vec![], values });
+        }
+    }
+    out
+}
+
 pub fn tag_values(tags: &[Tag], name: &str) -> Option<Vec<String>> {
     if let Some(key) = name.strip_prefix("tag:") {
         return Some(tags.iter().filter(|t| t.key == key).map(|t| t.value.clone()).collect());

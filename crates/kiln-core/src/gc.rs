@@ -63,6 +63,7 @@ impl Kiln {
     /// Restarts the background work a stopped server left half done: volumes still
     /// `creating` are built again, snapshots still `pending` are taken again.
     pub fn resume_jobs(self: &Arc<Self>) -> CoreResult<()> {
+        self.index_records()?;
         let mut txn = self.store.read()?;
         let volumes = txn.find(&Query { kind: Some(ResourceKind::Volume), ..Default::default() })?;
         let snapshots = txn.find(&Query { kind: Some(ResourceKind::Snapshot), ..Default::default() })?;
@@ -99,5 +100,26 @@ impl Kiln {
         drop(txn);
         let stored = self.storage.stored_bytes(region);
         Ok((logical, distinct, stored))
+    }
+}
+
+/// Set once the records of a database from before indexed states and grants carry them.
+const RECORDS_INDEXED: &str = "meta/records-indexed";
+
+impl Kiln {
+    /// Writes the indexed state and grant rows of records stored before they existed, once.
+    fn index_records(&self) -> CoreResult<()> {
+        let mut txn = self.store.begin()?;
+        if txn.setting(RECORDS_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        for kind in [ResourceKind::Image, ResourceKind::Snapshot, ResourceKind::Volume, ResourceKind::Instance] {
+            for rec in txn.find(&Query { kind: Some(kind), ..Default::default() })? {
+                crate::item::reindex(txn.as_mut(), rec)?;
+            }
+        }
+        txn.set_setting(RECORDS_INDEXED, "1")?;
+        txn.commit()?;
+        Ok(())
     }
 }

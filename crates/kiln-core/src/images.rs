@@ -76,6 +76,14 @@ pub struct ImageData {
 
 impl Body for ImageData {
     const KIND: ResourceKind = ResourceKind::Image;
+
+    fn state(&self) -> &str {
+        &self.state
+    }
+
+    fn grantees(&self) -> Option<Vec<String>> {
+        Some(crate::item::grant_tokens(&self.launch_permissions))
+    }
 }
 
 impl ImageData {
@@ -323,13 +331,40 @@ impl Kiln {
         }
         let mut txn = self.store.read()?;
         let aliases = self.owner_aliases(txn.as_mut())?;
-        let all: Vec<Item<ImageData>> = txn
-            .find(&Query { kind: Some(ResourceKind::Image), region: Some(&ctx.region), ..Default::default() })?
-            .into_iter()
-            .map(Item::from_record)
-            .collect::<CoreResult<_>>()?;
+        // The store narrows by what it indexes (visibility, ids, owners, names, tags); every
+        // condition is still checked below, so the store may return more, never less.
+        let grantees = crate::item::tokens_of(&ctx.account);
+        let mut query = Query {
+            kind: Some(ResourceKind::Image),
+            region: Some(&ctx.region),
+            visible_to: Some(kiln_meta::Visibility { account: &ctx.account, grantees: &grantees }),
+            ids,
+            ..Default::default()
+        };
+        let owner_ids: Vec<String>;
+        let pushed = crate::filter::pushdown(filters);
+        if ids.is_empty() {
+            if !owners.is_empty() {
+                owner_ids = owners
+                    .iter()
+                    .flat_map(|o| match o.as_str() {
+                        "self" => vec![ctx.account.clone()],
+                        o if o.len() == 12 && o.bytes().all(|c| c.is_ascii_digit()) => vec![o.to_string()],
+                        alias => aliases.iter().filter(|(_, a)| *a == alias).map(|(acct, _)| acct.clone()).collect(),
+                    })
+                    .collect();
+                if owner_ids.is_empty() {
+                    return Ok((vec![], None));
+                }
+                query.owners = &owner_ids;
+            }
+            query.names = &pushed.names;
+            query.tags = &pushed.tags;
+        }
+        let mut images: Vec<Item<ImageData>> =
+            txn.find(&query)?.into_iter().map(Item::from_record).collect::<CoreResult<_>>()?;
         drop(txn);
-        let mut images: Vec<Item<ImageData>> = all.into_iter().filter(|i| may_launch(ctx, i)).collect();
+        images.retain(|i| may_launch(ctx, i));
         if !ids.is_empty() {
             let missing: Vec<String> = ids.iter().filter(|id| !images.iter().any(|i| &&i.id == id)).cloned().collect();
             if !missing.is_empty() {

@@ -35,6 +35,58 @@ pub struct Item<T> {
 pub trait Body: Serialize + DeserializeOwned {
     /// The kind whose records carry this body.
     const KIND: ResourceKind;
+
+    /// The grantee tokens other accounts see this record through (launch or create-volume
+    /// permissions), kept as indexed rows beside it; `None` for kinds that are never shared.
+    fn grantees(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The state the store indexes (empty for kinds without one).
+    fn state(&self) -> &str {
+        ""
+    }
+}
+
+/// The grantee tokens of a permission list, as [`kiln_meta::Query::visible_to`] matches them.
+pub fn grant_tokens(list: &[kiln_types::Grantee]) -> Vec<String> {
+    list.iter()
+        .map(|g| match g {
+            kiln_types::Grantee::Account(a) => account_token(a),
+            kiln_types::Grantee::All => ALL_TOKEN.to_string(),
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Rewrites a raw record through its typed view, so its indexed state and grants follow its
+/// body (after a restore, or for a database written before they were indexed).
+pub fn reindex(txn: &mut dyn MetaTxn, rec: Record) -> CoreResult<()> {
+    match rec.kind {
+        ResourceKind::Image => Item::<crate::images::ImageData>::from_record(rec)?.save(txn),
+        ResourceKind::Snapshot => Item::<crate::snapshots::SnapshotData>::from_record(rec)?.save(txn),
+        ResourceKind::Volume => Item::<crate::volumes::VolumeData>::from_record(rec)?.save(txn),
+        ResourceKind::Instance => Item::<crate::instances::InstanceData>::from_record(rec)?.save(txn),
+        _ => Ok(()),
+    }
+}
+
+/// The token of a grant to everyone.
+pub const ALL_TOKEN: &str = "group:all";
+
+/// The token of a grant to one account.
+pub fn account_token(account: &str) -> String {
+    format!("account:{account}")
+}
+
+/// What a caller of `account` sees other accounts' records through.
+pub fn tokens_of(account: &str) -> Vec<String> {
+    vec![account_token(account), ALL_TOKEN.to_string()]
 }
 
 impl<T: Body> Item<T> {
@@ -43,7 +95,7 @@ impl<T: Body> Item<T> {
         if rec.kind != T::KIND {
             return Err(CoreError::Internal(format!("record {} is a {}, not a {}", rec.id, rec.kind, T::KIND)));
         }
-        let data = serde_json::from_value(rec.body)
+        let data = serde_json::from_str(&rec.body)
             .map_err(|e| CoreError::Internal(format!("record {} has an undecodable body: {e}", rec.id)))?;
         Ok(Item {
             id: rec.id,
@@ -70,7 +122,8 @@ impl<T: Body> Item<T> {
             seq: self.seq,
             created_at: self.created_at.clone(),
             tags: self.tags.clone(),
-            body: serde_json::to_value(&self.data).map_err(|e| CoreError::Internal(e.to_string()))?,
+            state: self.data.state().to_string(),
+            body: serde_json::to_string(&self.data).map_err(|e| CoreError::Internal(e.to_string()))?,
         })
     }
 
@@ -100,12 +153,22 @@ impl<T: Body> Item<T> {
             },
             other => other.into(),
         })?;
+        if let Some(grants) = self.data.grantees() {
+            if !grants.is_empty() {
+                txn.set_grants(&self.id, &grants)?;
+            }
+        }
         Ok(())
     }
 
-    /// Writes back changed tags or body.
+    /// Writes back changed tags or body (and the grants that follow from the body).
     pub fn save(&self, txn: &mut dyn MetaTxn) -> CoreResult<()> {
         txn.update(&self.to_record()?)?;
+        if let Some(grants) = self.data.grantees() {
+            if txn.grants(&self.id)? != sorted(grants.clone()) {
+                txn.set_grants(&self.id, &grants)?;
+            }
+        }
         Ok(())
     }
 }
@@ -141,10 +204,16 @@ pub fn get_in_region<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, id: &str) -> Cor
 
 /// Lists the caller's resources of one kind, optionally within a scope, in creation order.
 pub fn list<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, scope: Option<&str>) -> CoreResult<Vec<Item<T>>> {
-    txn.find(&Query { kind: Some(T::KIND), account: Some(&ctx.account), region: Some(&ctx.region), scope, name: None })?
-        .into_iter()
-        .map(Item::from_record)
-        .collect()
+    txn.find(&Query {
+        kind: Some(T::KIND),
+        account: Some(&ctx.account),
+        region: Some(&ctx.region),
+        scope,
+        ..Default::default()
+    })?
+    .into_iter()
+    .map(Item::from_record)
+    .collect()
 }
 
 /// Finds the caller's resource of one kind by its unique name within a scope.
@@ -155,6 +224,7 @@ pub fn by_name<T: Body>(txn: &mut dyn MetaTxn, ctx: &Ctx, scope: &str, name: &st
         region: Some(&ctx.region),
         scope: Some(scope),
         name: Some(name),
+        ..Default::default()
     })?;
     found.into_iter().next().map(Item::from_record).transpose()
 }

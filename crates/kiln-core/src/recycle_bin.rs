@@ -353,6 +353,7 @@ impl Kiln {
                 (e, _) => e.into(),
             });
         }
+        crate::item::reindex(txn.as_mut(), b.record.clone())?;
         txn.set_setting(&item_key(id), "")?;
         txn.commit()?;
         Ok(b.record)

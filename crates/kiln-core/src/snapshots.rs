@@ -58,6 +58,14 @@ pub struct SnapshotData {
 
 impl Body for SnapshotData {
     const KIND: ResourceKind = ResourceKind::Snapshot;
+
+    fn state(&self) -> &str {
+        &self.state
+    }
+
+    fn grantees(&self) -> Option<Vec<String>> {
+        Some(crate::item::grant_tokens(&self.create_volume_permissions))
+    }
 }
 
 /// Metadata key of a snapshot's index blob.

@@ -116,6 +116,10 @@ pub struct VolumeData {
 
 impl Body for VolumeData {
     const KIND: ResourceKind = ResourceKind::Volume;
+
+    fn state(&self) -> &str {
+        &self.state
+    }
 }
 
 /// Volume builds in progress, so snapshot jobs can wait for a volume's file.

@@ -16,6 +16,12 @@ pub struct XmlWriter {
 
 /// Escapes text for element content.
 pub fn escape(s: &str, out: &mut String) {
+    // Most values need nothing escaped: copy them whole.
+    let special = |c: char| matches!(c, '&' | '<' | '>') || ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'));
+    if !s.contains(special) && !s.contains(['\u{FFFE}', '\u{FFFF}']) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -15,7 +15,8 @@ fn record(id: &str, account: &str, region: &str, name: Option<&str>) -> Record {
         seq: 0,
         created_at: "2026-01-01T00:00:00Z".into(),
         tags: vec![Tag { key: "b".into(), value: "1".into() }, Tag { key: "a".into(), value: "2".into() }],
-        body: serde_json::json!({"fingerprint": "ab:cd"}),
+        state: String::new(),
+        body: serde_json::json!({"fingerprint": "ab:cd"}).to_string(),
     }
 }
 
@@ -30,7 +31,7 @@ fn suite(store: &dyn MetaStore) {
     let mut t = store.begin().unwrap();
     let r = t.get("key-1").unwrap().unwrap();
     assert_eq!(r.tags[0].key, "b");
-    assert_eq!(r.body["fingerprint"], "ab:cd");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["fingerprint"], "ab:cd");
     let in_region =
         t.find(&Query { account: Some("111122223333"), region: Some("us-east-1"), ..Default::default() }).unwrap();
     assert_eq!(in_region.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["key-1", "key-2"]);
@@ -149,4 +150,231 @@ fn newer_schema_is_refused() {
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     assert!(matches!(SqliteStore::open(&path), Err(MetaError::TooNew { found: 99, .. })));
+}
+
+/// The query forms, checked against a reference that filters in memory.
+fn query_suite(store: &dyn MetaStore) {
+    use crate::{Pattern, TagCondition, Visibility};
+    let (a, b) = ("111111111111", "222222222222");
+    let image = |i: usize, owner: &str| Record {
+        kind: ResourceKind::Image,
+        id: format!("ami-{i:017x}"),
+        account: owner.into(),
+        region: "us-east-1".into(),
+        name: (i % 7 != 6).then(|| format!("fam-{}-img-{i:03}{}", i % 4, if i == 5 { "[x]" } else { "" })),
+        scope: String::new(),
+        seq: 0,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        tags: [("team", format!("team-{}", i % 3)), ("family", format!("fam-{}", i % 4))]
+            .into_iter()
+            .filter(|(k, _)| i % 5 != 4 || *k != "team")
+            .map(|(k, v)| Tag { key: k.into(), value: v })
+            .collect(),
+        state: if i.is_multiple_of(6) { "failed" } else { "available" }.into(),
+        body: serde_json::json!({ "i": i }).to_string(),
+    };
+    let mut t = store.begin().unwrap();
+    for i in 0..40 {
+        t.insert(&image(i, if i % 2 == 0 { a } else { b })).unwrap();
+    }
+    // Another kind and region never leak into image queries.
+    t.insert(&Record { kind: ResourceKind::Snapshot, id: "snap-00000000000000001".into(), ..image(1, a) }).unwrap();
+    t.insert(&Record { region: "eu-west-1".into(), id: "ami-fffffffffffffffff".into(), ..image(2, a) }).unwrap();
+    // b shares some images with a, one with everyone.
+    t.set_grants(&image(1, b).id, &["account:111111111111".into()]).unwrap();
+    t.set_grants(&image(3, b).id, &["group:all".into(), "account:333333333333".into()]).unwrap();
+    t.set_grants(&image(7, b).id, &["account:333333333333".into()]).unwrap();
+    t.commit().unwrap();
+    let mut t = store.begin().unwrap();
+    assert_eq!(t.grants(&image(3, b).id).unwrap(), vec!["account:333333333333", "group:all"]);
+
+    let base = Query { kind: Some(ResourceKind::Image), region: Some("us-east-1"), ..Default::default() };
+    let all = t.find(&base).unwrap();
+    assert_eq!(all.len(), 40);
+    let grants: std::collections::HashMap<String, Vec<String>> =
+        all.iter().map(|r| (r.id.clone(), t.grants(&r.id).unwrap())).collect();
+    let reference = |q: &Query<'_>| -> Vec<String> {
+        all.iter()
+            .filter(|r| q.ids.is_empty() || q.ids.contains(&r.id))
+            .filter(|r| q.owners.is_empty() || q.owners.contains(&r.account))
+            .filter(|r| q.states.is_empty() || q.states.contains(&r.state))
+            .filter(|r| q.names.is_empty() || r.name.as_deref().is_some_and(|n| q.names.iter().any(|p| p.matches(n))))
+            .filter(|r| {
+                q.tags.iter().all(|c| {
+                    r.tags.iter().any(|tag| {
+                        (c.keys.is_empty() || c.keys.iter().any(|p| p.matches(&tag.key)))
+                            && (c.values.is_empty() || c.values.iter().any(|p| p.matches(&tag.value)))
+                    })
+                })
+            })
+            .filter(|r| {
+                q.visible_to
+                    .is_none_or(|v| r.account == v.account || grants[&r.id].iter().any(|g| v.grantees.contains(g)))
+            })
+            .filter(|r| q.after_seq.is_none_or(|s| r.seq > s))
+            .take(q.limit.unwrap_or(usize::MAX))
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    let ids = |rs: Vec<Record>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let p = |s: &str| Pattern(s.into());
+    let some_ids = vec![image(3, b).id, image(8, a).id, "ami-00000000000000999".into(), image(30, a).id];
+    let owners = vec![b.to_string()];
+    let failed = vec!["failed".to_string()];
+    let either = vec!["failed".to_string(), "available".to_string()];
+    let names = [
+        vec![p("fam-1-img-013")],
+        vec![p("fam-2-*")],
+        vec![p("fam-?-img-00?")],
+        vec![p("*-img-01*"), p("fam-3-img-003")],
+        vec![p("fam-1-img-005[x]")],
+        vec![p("*[x]")],
+        vec![p("*")],
+        vec![p("nothing*")],
+    ];
+    let tag_conditions = [
+        vec![TagCondition { keys: vec![p("team")], values: vec![p("team-1")] }],
+        vec![
+            TagCondition { keys: vec![p("team")], values: vec![p("team-2")] },
+            TagCondition { keys: vec![p("family")], values: vec![p("fam-3")] },
+        ],
+        vec![TagCondition { keys: vec![p("team")], values: vec![] }],
+        vec![TagCondition { keys: vec![], values: vec![p("fam-*")] }],
+        vec![TagCondition { keys: vec![p("t*m")], values: vec![p("team-0"), p("*-2")] }],
+        // A tag's key and value must match the same tag: no tag "family" has value "team-1".
+        vec![TagCondition { keys: vec![p("family")], values: vec![p("team-1")] }],
+    ];
+    let grantees = ["account:111111111111".to_string(), "group:all".to_string()];
+    let visible = Visibility { account: a, grantees: &grantees };
+    let no_grants = Visibility { account: a, grantees: &[] };
+    let mut queries: Vec<Query<'_>> = vec![
+        Query { ids: &some_ids, ..base.clone() },
+        Query { owners: &owners, ..base.clone() },
+        Query { states: &failed, ..base.clone() },
+        Query { states: &either, owners: &owners, ..base.clone() },
+        Query { visible_to: Some(visible), ..base.clone() },
+        Query { visible_to: Some(no_grants), ..base.clone() },
+        Query { limit: Some(5), ..base.clone() },
+        Query { after_seq: Some(all[10].seq), limit: Some(7), ..base.clone() },
+    ];
+    for n in &names {
+        queries.push(Query { names: n, ..base.clone() });
+        queries.push(Query { names: n, owners: &owners, ..base.clone() });
+    }
+    for c in &tag_conditions {
+        queries.push(Query { tags: c, ..base.clone() });
+        queries.push(Query { tags: c, visible_to: Some(visible), names: &names[1], ..base.clone() });
+    }
+    for q in &queries {
+        let expected = reference(q);
+        assert_eq!(ids(t.find(q).unwrap()), expected, "{q:?}");
+        assert_eq!(t.count(q).unwrap(), expected.len() as u64, "count of {q:?}");
+    }
+    assert_eq!(ids(t.find(&Query { names: &names[4], ..base.clone() }).unwrap()), vec![image(5, b).id]);
+    assert_eq!(t.count(&Query { visible_to: Some(visible), ..base.clone() }).unwrap(), 22);
+
+    // Keyset pages stay right while records come and go between them.
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut round = 0;
+    loop {
+        let page = t.find(&Query { after_seq: after, limit: Some(6), ..base.clone() }).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        seen.extend(page.iter().map(|r| r.id.clone()));
+        round += 1;
+        if round == 2 {
+            // Delete one already seen and one still ahead; add a new one at the end.
+            assert!(t.delete(&image(0, a).id).unwrap());
+            assert!(t.delete(&image(20, a).id).unwrap());
+            t.insert(&image(40, a)).unwrap();
+        }
+    }
+    let mut expected: Vec<String> =
+        (0..41).filter(|i| *i != 20).map(|i| image(i, if i % 2 == 0 { a } else { b }).id).collect();
+    expected.sort_by_key(|id| all.iter().position(|r| &r.id == id).unwrap_or(usize::MAX));
+    assert_eq!(seen, expected);
+
+    // Tags follow updates; deleting a record drops its tags and grants.
+    let mut r = t.get(&image(1, b).id).unwrap().unwrap();
+    r.tags = vec![Tag { key: "team".into(), value: "moved".into() }];
+    r.state = "deregistered".into();
+    t.update(&r).unwrap();
+    let gone = vec!["deregistered".to_string()];
+    assert_eq!(ids(t.find(&Query { states: &gone, ..base.clone() }).unwrap()), vec![r.id.clone()]);
+    let moved = [TagCondition { keys: vec![p("team")], values: vec![p("moved")] }];
+    assert_eq!(ids(t.find(&Query { tags: &moved, ..base.clone() }).unwrap()), vec![r.id.clone()]);
+    let old = [TagCondition { keys: vec![p("family")], values: vec![p("fam-1")] }];
+    assert!(!ids(t.find(&Query { tags: &old, ..base.clone() }).unwrap()).contains(&r.id));
+    assert!(t.delete(&r.id).unwrap());
+    assert!(t.grants(&r.id).unwrap().is_empty());
+    assert!(t
+        .find(&Query { visible_to: Some(visible), ids: std::slice::from_ref(&r.id), ..base.clone() })
+        .unwrap()
+        .is_empty());
+    t.commit().unwrap();
+}
+
+#[test]
+fn sqlite_answers_every_query_form() {
+    query_suite(&SqliteStore::in_memory().unwrap());
+}
+
+#[test]
+fn patterns_match_like_ec2_filters() {
+    use crate::Pattern;
+    let p = |s: &str| Pattern(s.into());
+    assert!(p("web-*").matches("web-1") && p("web-*").matches("web-") && !p("web-*").matches("web"));
+    assert!(p("a?c").matches("abc") && !p("a?c").matches("ac") && p("a?c").matches("aéc"));
+    assert!(p("*").matches("") && p("a*b*c").matches("aXbYc") && !p("A*").matches("abc"));
+    assert_eq!(p("web-*x").prefix(), "web-");
+    assert_eq!(p("plain").exact(), Some("plain"));
+    assert_eq!(p("pl?in").exact(), None);
+}
+
+/// A database written by the previous schema (version 3, the migrations as released) is
+/// brought forward in place: its records' tags become queryable.
+#[test]
+fn a_version_3_database_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in crate::sqlite::migrations().iter().take(3).enumerate() {
+            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO resources (id, kind, account, region, name, scope, created_at, tags, body)
+             VALUES ('ami-00000000000000001', 'image', '111111111111', 'us-east-1', 'web', '',
+                     '2026-01-01T00:00:00Z', '[{\"key\":\"team\",\"value\":\"blue\"}]', '{}')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let mut t = store.read().unwrap();
+    let blue = [crate::TagCondition {
+        keys: vec![crate::Pattern("team".into())],
+        values: vec![crate::Pattern("blue".into())],
+    }];
+    let found = t.find(&Query { tags: &blue, ..Default::default() }).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].tags, vec![Tag { key: "team".into(), value: "blue".into() }]);
+    assert_eq!(SqliteStore::schema_version(), crate::sqlite::migrations().len() as i64);
+}
+
+/// A record kept inside other JSON (the recycle bin keeps whole records) carries its body as
+/// JSON, as records did when bodies were values, and reads back the same.
+#[test]
+fn records_serialise_their_body_inline() {
+    let rec = record("key-1", "111122223333", "us-east-1", Some("k1"));
+    let json = serde_json::to_value(&rec).unwrap();
+    assert_eq!(json["body"], serde_json::json!({"fingerprint": "ab:cd"}));
+    let back: Record = serde_json::from_value(json).unwrap();
+    assert_eq!(back, rec);
+    // Written before `state` existed: it defaults to empty.
+    let old = r#"{"kind":"KeyPair","id":"key-1","account":"1","region":"r","name":null,"scope":"","seq":1,
+                  "created_at":"x","tags":[],"body":{"a":[1,2]}}"#;
+    let back: Record = serde_json::from_str(old).unwrap();
+    assert_eq!((back.state.as_str(), back.body.as_str()), ("", r#"{"a":[1,2]}"#));
 }

@@ -3,7 +3,9 @@
 //! Every resource is one [`Record`]: kind, id, owning account and region, an optional unique
 //! name, creation sequence, tags (ordered) and a JSON body that the domain crate owns. Keeping
 //! the trait this small lets a PostgreSQL implementation follow without touching callers: the
-//! body is opaque here, and queries are by key, owner and name only.
+//! body is opaque here; queries speak the columns every record has (ids, owner, name patterns,
+//! tags, grants, creation order), so an EC2 Describe is answered from indexes, not by decoding
+//! bodies it does not return.
 //!
 //! All mutations run inside a [`MetaTxn`]; dropping one without `commit` rolls it back, so an
 //! error path can never half-apply a change. The SQLite store runs in WAL mode with
@@ -66,11 +68,87 @@ pub struct Record {
     pub created_at: String,
     /// Tags in insertion order.
     pub tags: Vec<Tag>,
-    /// Domain-owned body.
-    pub body: serde_json::Value,
+    /// The resource's state as the domain names it (`available`, `running`, …), indexed for
+    /// queries and counts; empty for kinds without one.
+    #[serde(default)]
+    pub state: String,
+    /// Domain-owned body: JSON text, decoded only by the domain (straight into its own type).
+    #[serde(with = "raw_json")]
+    pub body: String,
 }
 
-/// Selects records by owner and optional name; `None` fields do not constrain.
+/// Serialises a JSON-text field as the JSON it holds (not as a string), so records kept inside
+/// other JSON (the recycle bin's) read the same as before bodies were text.
+mod raw_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(text.to_owned()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    // Through a `Value`, so any deserializer works (a raw value needs serde_json's own).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(serde_json::Value::deserialize(d)?.to_string())
+    }
+}
+
+/// A text pattern as EC2's filters write them: `*` matches any run of characters, `?` one
+/// character, everything else itself (case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(pub String);
+
+impl Pattern {
+    /// Whether the pattern has no wildcard, so it matches one exact value.
+    pub fn exact(&self) -> Option<&str> {
+        (!self.0.contains(['*', '?'])).then_some(self.0.as_str())
+    }
+
+    /// The characters before the first wildcard: every match starts with them.
+    pub fn prefix(&self) -> &str {
+        &self.0[..self.0.find(['*', '?']).unwrap_or(self.0.len())]
+    }
+
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        fn go(p: &[char], v: &[char]) -> bool {
+            match p.split_first() {
+                None => v.is_empty(),
+                Some(('*', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+                Some(('?', rest)) => !v.is_empty() && go(rest, &v[1..]),
+                Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+            }
+        }
+        let p: Vec<char> = self.0.chars().collect();
+        let v: Vec<char> = value.chars().collect();
+        go(&p, &v)
+    }
+}
+
+/// One tag condition: some tag of the record has a key matching one of `keys` (any key when
+/// empty) and a value matching one of `values` (any value when empty). EC2's `tag:<k>=v1,v2`
+/// is keys `[k]`, values `[v1, v2]`; `tag-key` gives keys only, `tag-value` values only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagCondition {
+    /// Key patterns, any of.
+    pub keys: Vec<Pattern>,
+    /// Value patterns, any of.
+    pub values: Vec<Pattern>,
+}
+
+/// Who may see a record besides its owner: the grantee tokens a caller holds (its own
+/// `account:<id>`, `group:all`, organisation tokens), matched against the record's grants.
+#[derive(Debug, Clone, Copy)]
+pub struct Visibility<'a> {
+    /// The caller's account: its own records are visible.
+    pub account: &'a str,
+    /// Grantee tokens that make another account's record visible.
+    pub grantees: &'a [String],
+}
+
+/// Selects records; every constraint present narrows, `None` and empty lists do not
+/// constrain. Results come in creation order (`seq`), from `after_seq` on, at most `limit`.
 #[derive(Debug, Clone, Default)]
 pub struct Query<'a> {
     /// Kind to list; `None` lists every kind.
@@ -83,6 +161,22 @@ pub struct Query<'a> {
     pub name: Option<&'a str>,
     /// Exact scope.
     pub scope: Option<&'a str>,
+    /// Ids, any of.
+    pub ids: &'a [String],
+    /// Owning accounts, any of.
+    pub owners: &'a [String],
+    /// Name patterns, any of (records without a name never match).
+    pub names: &'a [Pattern],
+    /// Tag conditions, all of.
+    pub tags: &'a [TagCondition],
+    /// States, any of.
+    pub states: &'a [String],
+    /// Only records the caller owns or holds a grant on.
+    pub visible_to: Option<Visibility<'a>>,
+    /// Only records created after this sequence number (keyset pagination).
+    pub after_seq: Option<i64>,
+    /// At most this many records.
+    pub limit: Option<usize>,
 }
 
 /// An account.
@@ -132,6 +226,13 @@ pub trait MetaTxn {
     fn get(&mut self, id: &str) -> Result<Option<Record>, MetaError>;
     /// Lists records matching `q`, in creation order.
     fn find(&mut self, q: &Query<'_>) -> Result<Vec<Record>, MetaError>;
+    /// How many records match `q` (its `after_seq` and `limit` apply too).
+    fn count(&mut self, q: &Query<'_>) -> Result<u64, MetaError>;
+    /// Replaces the grantee tokens of record `id` (launch or create-volume permissions), which
+    /// [`Query::visible_to`] matches. Deleting the record drops them.
+    fn set_grants(&mut self, id: &str, grantees: &[String]) -> Result<(), MetaError>;
+    /// The grantee tokens of record `id`, sorted.
+    fn grants(&mut self, id: &str) -> Result<Vec<String>, MetaError>;
     /// Inserts a new record; its `seq` is assigned and returned. Name clashes are `Conflict`.
     fn insert(&mut self, rec: &Record) -> Result<i64, MetaError>;
     /// Replaces the tags and body of an existing record (kind, owner and name are immutable).

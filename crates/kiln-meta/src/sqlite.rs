@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 
-use crate::{AccessKeyRow, AccountRow, MetaError, MetaStore, MetaTxn, Query, Record};
+use crate::{AccessKeyRow, AccountRow, MetaError, MetaStore, MetaTxn, Pattern, Query, Record};
 
 /// Numbered migrations; entry N brings the schema from version N to N+1. Never edit a
 /// released entry: append a new one.
@@ -49,6 +50,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (region, id)
      ) WITHOUT ROWID;
      CREATE INDEX chunk_refs_zero ON chunk_refs(region, zero_since) WHERE refs = 0;",
+    // 4: tags and grants as indexed rows, so Describe filters are answered without decoding
+    // bodies; the tags of existing records are copied in.
+    "CREATE TABLE resource_tags (
+        seq INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (seq, key)
+     ) WITHOUT ROWID;
+     CREATE INDEX resource_tags_kv ON resource_tags(key, value, seq);
+     INSERT OR IGNORE INTO resource_tags (seq, key, value)
+        SELECT r.seq, json_extract(t.value, '$.key'), json_extract(t.value, '$.value')
+        FROM resources r, json_each(r.tags) t;
+     CREATE TABLE grants (
+        seq INTEGER NOT NULL,
+        grantee TEXT NOT NULL,
+        PRIMARY KEY (seq, grantee)
+     ) WITHOUT ROWID;
+     CREATE INDEX grants_grantee ON grants(grantee, seq);
+     ALTER TABLE resources ADD COLUMN state TEXT NOT NULL DEFAULT '';
+     CREATE INDEX resources_state ON resources(kind, account, region, state);",
 ];
 
 /// How many read-only connections serve read transactions concurrently.
@@ -103,6 +124,12 @@ impl SqliteStore {
     pub fn schema_version() -> i64 {
         MIGRATIONS.len() as i64
     }
+}
+
+/// The migrations, for tests that build a database as an earlier release left it.
+#[cfg(test)]
+pub(crate) fn migrations() -> &'static [&'static str] {
+    MIGRATIONS
 }
 
 fn migrate(conn: &Connection) -> Result<(), MetaError> {
@@ -160,7 +187,7 @@ impl Drop for SqliteTxn<'_> {
     }
 }
 
-const RECORD_COLUMNS: &str = "seq, id, kind, account, region, name, scope, created_at, tags, body";
+const RECORD_COLUMNS: &str = "seq, id, kind, account, region, name, scope, created_at, tags, body, state";
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, MetaError>> {
     let id: String = row.get(1)?;
@@ -175,10 +202,6 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, Met
         Ok(t) => t,
         Err(e) => return Ok(Err(corrupt(e.to_string()))),
     };
-    let body = match serde_json::from_str(&body) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(corrupt(e.to_string()))),
-    };
     Ok(Ok(Record {
         seq: row.get(0)?,
         id: id.clone(),
@@ -188,6 +211,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, Met
         name: row.get(5)?,
         scope: row.get(6)?,
         created_at: row.get(7)?,
+        state: row.get(10)?,
         tags,
         body,
     }))
@@ -208,27 +232,10 @@ impl MetaTxn for SqliteTxn<'_> {
     }
 
     fn find(&mut self, q: &Query<'_>) -> Result<Vec<Record>, MetaError> {
-        // Only the constraints present go into the statement, so SQLite can pick an index
-        // (an `?1 IS NULL OR kind = ?1` form would force a full scan).
-        let mut clauses: Vec<&str> = Vec::new();
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
-        let kind = q.kind.map(|k| k.as_str());
-        for (col, value) in
-            [("kind", &kind), ("account", &q.account), ("region", &q.region), ("name", &q.name), ("scope", &q.scope)]
-        {
-            if let Some(v) = value {
-                clauses.push(col);
-                args.push(v);
-            }
-        }
-        let mut sql = format!("SELECT {RECORD_COLUMNS} FROM resources");
-        for (i, col) in clauses.iter().enumerate() {
-            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            sql.push_str(&format!("{col} = ?{}", i + 1));
-        }
-        sql.push_str(" ORDER BY seq");
+        let (filter, args) = where_clause(q);
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM resources{filter}");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db)?;
-        let rows = stmt.query_map(args.as_slice(), row_to_record).map_err(db)?;
+        let rows = stmt.query_map(params_from_iter(args), row_to_record).map_err(db)?;
         let mut out = Vec::new();
         for r in rows {
             out.push(r.map_err(db)??);
@@ -236,13 +243,42 @@ impl MetaTxn for SqliteTxn<'_> {
         Ok(out)
     }
 
+    fn count(&mut self, q: &Query<'_>) -> Result<u64, MetaError> {
+        let (filter, args) = where_clause(q);
+        let sql = format!("SELECT count(*) FROM (SELECT seq FROM resources{filter})");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db)?;
+        stmt.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db)
+    }
+
+    fn set_grants(&mut self, id: &str, grantees: &[String]) -> Result<(), MetaError> {
+        let seq = self.seq_of(id)?;
+        self.conn.execute("DELETE FROM grants WHERE seq = ?1", [seq]).map_err(db)?;
+        let mut stmt =
+            self.conn.prepare_cached("INSERT OR IGNORE INTO grants (seq, grantee) VALUES (?1, ?2)").map_err(db)?;
+        for g in grantees {
+            stmt.execute(params![seq, g]).map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn grants(&mut self, id: &str) -> Result<Vec<String>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT grantee FROM grants WHERE seq = (SELECT seq FROM resources WHERE id = ?1) ORDER BY grantee",
+            )
+            .map_err(db)?;
+        let rows = stmt.query_map([id], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
     fn insert(&mut self, rec: &Record) -> Result<i64, MetaError> {
         let tags = serde_json::to_string(&rec.tags).map_err(|e| MetaError::Db(e.to_string()))?;
-        let body = serde_json::to_string(&rec.body).map_err(|e| MetaError::Db(e.to_string()))?;
+        let body = &rec.body;
         self.conn
             .execute(
-                "INSERT INTO resources (id, kind, account, region, name, scope, created_at, tags, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO resources (id, kind, account, region, name, scope, created_at, tags, body, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     rec.id,
                     rec.kind.as_str(),
@@ -252,28 +288,46 @@ impl MetaTxn for SqliteTxn<'_> {
                     rec.scope,
                     rec.created_at,
                     tags,
-                    body
+                    body,
+                    rec.state
                 ],
             )
             .map_err(|e| if is_unique_violation(&e) { MetaError::Conflict(rec.id.clone()) } else { db(e) })?;
-        Ok(self.conn.last_insert_rowid())
+        let seq = self.conn.last_insert_rowid();
+        self.write_tags(seq, rec)?;
+        Ok(seq)
     }
 
     fn update(&mut self, rec: &Record) -> Result<(), MetaError> {
         let tags = serde_json::to_string(&rec.tags).map_err(|e| MetaError::Db(e.to_string()))?;
-        let body = serde_json::to_string(&rec.body).map_err(|e| MetaError::Db(e.to_string()))?;
+        let body = &rec.body;
         let n = self
             .conn
-            .execute("UPDATE resources SET tags = ?2, body = ?3 WHERE id = ?1", params![rec.id, tags, body])
+            .execute(
+                "UPDATE resources SET tags = ?2, body = ?3, state = ?4 WHERE id = ?1",
+                params![rec.id, tags, body, rec.state],
+            )
             .map_err(db)?;
         if n == 0 {
             return Err(MetaError::Db(format!("update of missing record {}", rec.id)));
         }
-        Ok(())
+        let seq = self.seq_of(&rec.id)?;
+        self.conn.execute("DELETE FROM resource_tags WHERE seq = ?1", [seq]).map_err(db)?;
+        self.write_tags(seq, rec)
     }
 
     fn delete(&mut self, id: &str) -> Result<bool, MetaError> {
-        Ok(self.conn.execute("DELETE FROM resources WHERE id = ?1", [id]).map_err(db)? > 0)
+        let Some(seq) = self
+            .conn
+            .query_row("SELECT seq FROM resources WHERE id = ?1", [id], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(db)?
+        else {
+            return Ok(false);
+        };
+        self.conn.execute("DELETE FROM resource_tags WHERE seq = ?1", [seq]).map_err(db)?;
+        self.conn.execute("DELETE FROM grants WHERE seq = ?1", [seq]).map_err(db)?;
+        Ok(self.conn.execute("DELETE FROM resources WHERE seq = ?1", [seq]).map_err(db)? > 0)
     }
 
     fn insert_account(&mut self, a: &AccountRow) -> Result<(), MetaError> {
@@ -483,4 +537,139 @@ impl MetaTxn for SqliteTxn<'_> {
         self.open = false;
         Ok(())
     }
+}
+
+impl SqliteTxn<'_> {
+    fn seq_of(&self, id: &str) -> Result<i64, MetaError> {
+        self.conn
+            .query_row("SELECT seq FROM resources WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| MetaError::Db(format!("no record {id}")))
+    }
+
+    fn write_tags(&self, seq: i64, rec: &Record) -> Result<(), MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO resource_tags (seq, key, value) VALUES (?1, ?2, ?3)")
+            .map_err(db)?;
+        for t in &rec.tags {
+            stmt.execute(params![seq, t.key, t.value]).map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+/// `pattern` as a GLOB operand: EC2's `*` and `?` are GLOB's too; `[` must be escaped.
+fn glob(pattern: &Pattern) -> String {
+    pattern.0.replace('[', "[[]")
+}
+
+/// The smallest string greater than every string starting with `prefix`, when there is one.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `column` matching any of `patterns`: equality for exact ones, a prefix range (which an
+/// index serves) plus GLOB for the rest.
+fn any_pattern(column: &str, patterns: &[Pattern], args: &mut Vec<Value>) -> String {
+    let mut alternatives = Vec::new();
+    for p in patterns {
+        match p.exact() {
+            Some(exact) => {
+                args.push(Value::Text(exact.to_owned()));
+                alternatives.push(format!("{column} = ?"));
+            }
+            None => {
+                let mut cond = format!("{column} GLOB ?");
+                args.push(Value::Text(glob(p)));
+                let prefix = p.prefix();
+                if !prefix.is_empty() {
+                    cond.push_str(&format!(" AND {column} >= ?"));
+                    args.push(Value::Text(prefix.to_owned()));
+                    if let Some(end) = prefix_end(prefix) {
+                        cond.push_str(&format!(" AND {column} < ?"));
+                        args.push(Value::Text(end));
+                    }
+                }
+                alternatives.push(format!("({cond})"));
+            }
+        }
+    }
+    format!("({})", alternatives.join(" OR "))
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The `WHERE … ORDER BY seq LIMIT …` of `q`, with its arguments in order. Only the
+/// constraints present go into the statement, so SQLite can pick an index for them.
+fn where_clause(q: &Query<'_>) -> (String, Vec<Value>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let kind = q.kind.map(|k| k.as_str());
+    for (col, value) in
+        [("kind", kind), ("account", q.account), ("region", q.region), ("name", q.name), ("scope", q.scope)]
+    {
+        if let Some(v) = value {
+            clauses.push(format!("{col} = ?"));
+            args.push(Value::Text(v.to_owned()));
+        }
+    }
+    for (col, list) in [("id", q.ids), ("account", q.owners), ("state", q.states)] {
+        if !list.is_empty() {
+            clauses.push(format!("{col} IN ({})", placeholders(list.len())));
+            args.extend(list.iter().map(|v| Value::Text(v.clone())));
+        }
+    }
+    if !q.names.is_empty() {
+        clauses.push(any_pattern("name", q.names, &mut args));
+    }
+    for cond in q.tags {
+        let mut parts = Vec::new();
+        if !cond.keys.is_empty() {
+            parts.push(any_pattern("key", &cond.keys, &mut args));
+        }
+        if !cond.values.is_empty() {
+            parts.push(any_pattern("value", &cond.values, &mut args));
+        }
+        let filter = if parts.is_empty() { String::new() } else { format!(" WHERE {}", parts.join(" AND ")) };
+        clauses.push(format!("seq IN (SELECT seq FROM resource_tags{filter})"));
+    }
+    if let Some(v) = q.visible_to {
+        args.push(Value::Text(v.account.to_owned()));
+        if v.grantees.is_empty() {
+            clauses.push("account = ?".into());
+        } else {
+            clauses.push(format!(
+                "(account = ? OR seq IN (SELECT seq FROM grants WHERE grantee IN ({})))",
+                placeholders(v.grantees.len())
+            ));
+            args.extend(v.grantees.iter().map(|g| Value::Text(g.clone())));
+        }
+    }
+    if let Some(after) = q.after_seq {
+        clauses.push("seq > ?".into());
+        args.push(Value::Integer(after));
+    }
+    let mut sql = String::new();
+    for (i, c) in clauses.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        sql.push_str(c);
+    }
+    sql.push_str(" ORDER BY seq");
+    if let Some(limit) = q.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(Value::Integer(limit.min(i64::MAX as usize) as i64));
+    }
+    (sql, args)
 }

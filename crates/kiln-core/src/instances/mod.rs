@@ -153,6 +153,10 @@ pub struct InstanceData {
 
 impl Body for InstanceData {
     const KIND: ResourceKind = ResourceKind::Instance;
+
+    fn state(&self) -> &str {
+        &self.state
+    }
 }
 
 impl InstanceData {
