@@ -17,8 +17,10 @@ pub struct XmlWriter {
 /// Escapes text for element content.
 pub fn escape(s: &str, out: &mut String) {
     // Most values need nothing escaped: copy them whole.
-    let special = |c: char| matches!(c, '&' | '<' | '>') || ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'));
-    if !s.contains(special) && !s.contains(['\u{FFFE}', '\u{FFFF}']) {
+    // 0xEF leads U+FFFE and U+FFFF in UTF-8: such a value takes the careful path below.
+    let special =
+        |b: &u8| matches!(*b, b'&' | b'<' | b'>' | 0xEF) || (*b < 0x20 && !matches!(*b, b'\t' | b'\n' | b'\r'));
+    if !s.as_bytes().iter().any(special) {
         out.push_str(s);
         return;
     }
@@ -103,10 +105,15 @@ impl XmlWriter {
     /// Writes `<name><item>…</item>…</name>`, always present even when empty.
     pub fn list<T>(&mut self, name: &'static str, items: &[T], mut each: impl FnMut(&mut Self, &T)) -> &mut Self {
         self.start(name);
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
+            let before = self.out.len();
             self.start("item");
             each(self, item);
             self.end();
+            if i == 0 {
+                // Items are alike in size: grow once instead of doubling through a long list.
+                self.out.reserve((self.out.len() - before) * (items.len() - 1));
+            }
         }
         self.end()
     }
@@ -185,5 +192,20 @@ mod tests {
         let mut s = String::new();
         escape("a\u{1}b\tc", &mut s);
         assert_eq!(s, "a\u{FFFD}b\tc");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_careful_one() {
+        for (raw, want) in [
+            ("plain ünïcode ✓", "plain ünïcode ✓"),
+            ("a<b>&c", "a&lt;b&gt;&amp;c"),
+            ("x\u{FFFE}y\u{FFFF}", "x\u{FFFD}y\u{FFFD}"),
+            ("\u{EFFF}\u{F000}", "\u{EFFF}\u{F000}"),
+            ("line\nnext\r\n", "line\nnext\r\n"),
+        ] {
+            let mut s = String::new();
+            escape(raw, &mut s);
+            assert_eq!(s, want, "{raw:?}");
+        }
     }
 }

@@ -69,7 +69,8 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX grants_grantee ON grants(grantee, seq);
      ALTER TABLE resources ADD COLUMN state TEXT NOT NULL DEFAULT '';
-     CREATE INDEX resources_state ON resources(kind, account, region, state);",
+     CREATE INDEX resources_state ON resources(kind, account, region, state);
+     CREATE INDEX resources_kind_name ON resources(kind, region, name) WHERE name IS NOT NULL;",
 ];
 
 /// How many read-only connections serve read transactions concurrently.
@@ -616,18 +617,26 @@ fn placeholders(n: usize) -> String {
 fn where_clause(q: &Query<'_>) -> (String, Vec<Value>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
+    // Without statistics SQLite would rather walk an owner index than look up a handful of
+    // ids or tagged rows; a unary `+` keeps a column out of index choice, so the selective
+    // condition drives the query.
+    let selective = !q.ids.is_empty() || !q.tags.is_empty();
+    let by_name = !q.names.is_empty() && q.names.iter().all(|p| !p.prefix().is_empty());
+    let plain = |col: &str, demote: bool| if demote { format!("+{col}") } else { col.to_string() };
     let kind = q.kind.map(|k| k.as_str());
     for (col, value) in
         [("kind", kind), ("account", q.account), ("region", q.region), ("name", q.name), ("scope", q.scope)]
     {
         if let Some(v) = value {
-            clauses.push(format!("{col} = ?"));
+            let demote = selective || (by_name && col == "account");
+            clauses.push(format!("{} = ?", plain(col, demote)));
             args.push(Value::Text(v.to_owned()));
         }
     }
     for (col, list) in [("id", q.ids), ("account", q.owners), ("state", q.states)] {
         if !list.is_empty() {
-            clauses.push(format!("{col} IN ({})", placeholders(list.len())));
+            let demote = col != "id" && (selective || (by_name && col == "account"));
+            clauses.push(format!("{} IN ({})", plain(col, demote), placeholders(list.len())));
             args.extend(list.iter().map(|v| Value::Text(v.clone())));
         }
     }
