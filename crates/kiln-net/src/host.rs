@@ -114,7 +114,19 @@ impl HostNet {
         let ns = Netns::open_or_create(netns)?;
         let uplink = Uplink::for_namespace(netns);
         let host_if = uplink.host_if.as_str();
-        if !Path::new("/sys/class/net").join(host_if).exists() {
+        let host_end = Path::new("/sys/class/net").join(host_if);
+        let ns_end = run("ip", &["-n", netns, "link", "show", UPLINK_NS_IF]).is_ok();
+        if !(ns_end && host_end.exists()) {
+            // Half a pair: the namespace of a previous run was deleted and the kernel is still
+            // tearing its veth down (it does so asynchronously), or one end was removed by
+            // hand. Remove what is left, wait until it is gone, then make a new pair.
+            if host_end.exists() {
+                let _ = run("ip", &["link", "del", host_if]);
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while host_end.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             run("ip", &["link", "add", host_if, "type", "veth", "peer", "name", UPLINK_NS_IF, "netns", netns])?;
         }
         let host_v6 = format!("/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6");

@@ -86,6 +86,22 @@ fn port(tap: &TapName, public: u8) -> PortConfig {
     }
 }
 
+/// A server stopped by SIGTERM deletes its namespace and starts again at once, while the kernel
+/// may still be tearing the old uplink down: the restart makes a whole new pair.
+#[test]
+fn a_restart_right_after_the_namespace_was_deleted_gets_a_working_uplink() {
+    require_root_networking!();
+    let name = format!("kiln-test-r{}", std::process::id());
+    let _cleanup = Cleanup(name.clone());
+    for _ in 0..5 {
+        let host = HostNet::init(&name).unwrap();
+        let (ok, _) = in_ns(&name, "ip", &["link", "show", UPLINK_NS_IF]);
+        assert!(ok, "the namespace end of the uplink is there");
+        host.shutdown().unwrap();
+        drop(host);
+    }
+}
+
 /// Two servers on one host: each gets a namespace with the metadata address and port, the same
 /// private IP and TAP name, and a firewall table of its own, and leaves nothing behind.
 #[test]
