@@ -87,7 +87,9 @@ fn debian12_image_boots_and_applies_instance_metadata() {
     assert!(console.contains("kiln-agent: user-data exited 3"), "no user data status:\n{console}");
     let root_mib = console.lines().find_map(|l| l.trim().strip_prefix("ROOT-MIB=")?.parse::<u64>().ok());
     assert!(root_mib.is_some_and(|mib| mib > 2800), "the root file system was not grown: {root_mib:?} MiB");
-    let mut lines = console.lines().map(str::trim).skip_while(|l| *l != "-----BEGIN SSH HOST KEY KEYS-----").skip(1);
+    // The console is shared: getty's "debian login: " may land at the start of the marker line.
+    let mut lines =
+        console.lines().map(str::trim).skip_while(|l| !l.ends_with("-----BEGIN SSH HOST KEY KEYS-----")).skip(1);
     assert!(lines.next().is_some_and(|key| key.contains(" AAAA")), "no host keys:\n{console}");
 
     // IMDSv2: a token first, then every request carries it.
