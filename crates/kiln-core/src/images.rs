@@ -345,14 +345,7 @@ impl Kiln {
         let pushed = crate::filter::pushdown(filters);
         if ids.is_empty() {
             if !owners.is_empty() {
-                owner_ids = owners
-                    .iter()
-                    .flat_map(|o| match o.as_str() {
-                        "self" => vec![ctx.account.clone()],
-                        o if o.len() == 12 && o.bytes().all(|c| c.is_ascii_digit()) => vec![o.to_string()],
-                        alias => aliases.iter().filter(|(_, a)| *a == alias).map(|(acct, _)| acct.clone()).collect(),
-                    })
-                    .collect();
+                owner_ids = owners.iter().flat_map(|o| snapshots::owner_accounts(o, ctx, &aliases)).collect();
                 if owner_ids.is_empty() {
                     return Ok((vec![], None));
                 }

@@ -547,6 +547,16 @@ impl Kiln {
 }
 
 /// Whether an `Owner.N` value names `account`: `self`, an account id, or an alias.
+/// The accounts an `Owner` value names (`self`, an account id, or an owner alias): the same
+/// rule as [`owner_matches`], as a list the metadata store can look up.
+pub fn owner_accounts(owner: &str, ctx: &Ctx, aliases: &std::collections::HashMap<String, String>) -> Vec<String> {
+    match owner {
+        "self" => vec![ctx.account.clone()],
+        o if o.len() == 12 && o.bytes().all(|c| c.is_ascii_digit()) => vec![o.to_string()],
+        alias => aliases.iter().filter(|(_, a)| *a == alias).map(|(account, _)| account.clone()).collect(),
+    }
+}
+
 pub fn owner_matches(
     owner: &str,
     account: &str,
