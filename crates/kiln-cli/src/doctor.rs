@@ -65,7 +65,7 @@ pub fn report(config: &kiln_server::Config) -> String {
     out += &format!("cpus:               {cpus}\n");
     out += &format!("memory available:   {} of {}\n", gib(meminfo("MemAvailable:")), gib(meminfo("MemTotal:")));
     let settings = &config.instances;
-    let cap = kiln_core::instances::Capacity::of_host(
+    let cap = kiln_core::compute::runtime::Capacity::of_host(
         meminfo("MemTotal:").unwrap_or(0) >> 20,
         cpus as u32,
         settings.reserved_memory_mib,
@@ -76,7 +76,11 @@ pub fn report(config: &kiln_server::Config) -> String {
     out += &format!(
         "instance capacity:  {} VMs of {} MiB and {vm_cpus} vCPU ({} MiB and {} vCPUs for instances: \
          allocation ratios {} for memory, {} for vCPUs; the data directory's server counts the ones running)\n",
-        cap.fits(kiln_core::instances::Capacity { memory_mib: 0, vcpus: 0 }, vm_cpus, settings.max_instance_memory_mib),
+        cap.fits(
+            kiln_core::compute::runtime::Capacity { memory_mib: 0, vcpus: 0 },
+            vm_cpus,
+            settings.max_instance_memory_mib
+        ),
         settings.max_instance_memory_mib,
         cap.memory_mib,
         cap.vcpus,

@@ -314,7 +314,7 @@ fn main() -> anyhow::Result<()> {
             }
             let (kiln, _) = kiln_server::open(&config)?;
             let mut text = format!("{:<14} {:>5} {:>9} {:<7} {:>11}\n", "TYPE", "VCPUS", "MEM_MIB", "ARCH", "USD/HOUR");
-            for t in &kiln.catalogue.types {
+            for t in &kiln.catalogue().types {
                 let price = kiln.price(region, t.name).unwrap_or(f64::NAN);
                 text += &format!("{:<14} {:>5} {:>9} {:<7} {:>11.6}\n", t.name, t.vcpus, t.memory_mib, t.arch, price);
             }

@@ -139,7 +139,7 @@ pub enum CoreError {
     /// An image in a state that allows neither launching nor sharing (disabled, pending).
     #[error("{0}")]
     ImageUnavailable(String),
-    /// The request would exceed one of the account's quotas ([`crate::quotas`]).
+    /// The request would exceed one of the account's quotas ([`crate::images::quotas`]).
     #[error("{0}")]
     ResourceLimitExceeded(String),
     /// The instance is not in a state the call allows.

@@ -1,44 +1,35 @@
-//! Kiln's use cases over the metadata store: accounts, regions and zones, the instance type
-//! catalogue, key pairs, default networks, security groups and tags.
+//! Kiln's use cases over the metadata store, cut by domain. Each folder imports only the ones
+//! below it:
 //!
-//! Every call takes a [`Ctx`] (the authenticated account and the request's region) and sees
-//! only that account's resources in that region: isolation is enforced here, once, by the
-//! lookup helpers in [`item`], never by callers.
+//! ```text
+//! compute   instances, instance types, the VM runtime     (uses images, storage, network)
+//! images    registry, retirement, quotas, aliases, copies  (uses storage)
+//! storage   files, volumes, snapshots, EBS direct, bin, GC
+//! identity  accounts, keys, key pairs                      (uses network for default VPCs)
+//! network   regions, default VPCs and subnets, security groups
+//! records   what is stored: one file per kind, lookups, filters, pages, tags
+//! ```
+//!
+//! [`Kiln`] is the facade the API layer calls; each domain adds its use cases to it in its
+//! own folder. Every call takes a [`Ctx`] (the authenticated account and the request's region)
+//! and sees only that account's resources in that region: isolation is enforced once, by the
+//! lookup helpers in [`records::item`], never by callers.
 
-pub mod accounts;
-pub mod aliases;
-pub mod catalogue;
-pub mod copies;
-pub mod ebs;
+pub mod compute;
 mod error;
-pub mod filter;
-pub mod gc;
-pub mod idempotency;
-pub mod image_references;
+pub mod identity;
 pub mod images;
-pub mod instances;
-pub mod item;
-pub mod keypairs;
-pub mod keys;
-pub mod lifecycle;
 pub mod network;
-pub mod page;
-pub mod provided;
-pub mod quotas;
-pub mod recycle_bin;
-pub mod regions;
-pub mod security_groups;
-pub mod snapshots;
+pub mod records;
 pub mod storage;
-pub mod tags;
 #[cfg(test)]
 mod test_support;
-pub mod volumes;
 
 use std::sync::Arc;
 
-pub use error::CoreError;
 use kiln_meta::MetaStore;
+
+pub use error::CoreError;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,23 +54,23 @@ pub struct RegionSpec {
 /// Everything the use cases need, shared by all requests.
 pub struct Kiln {
     /// Metadata store.
-    pub store: Arc<dyn MetaStore>,
+    store: Arc<dyn MetaStore>,
     /// Configured regions.
-    pub regions: Vec<RegionSpec>,
+    regions: Vec<RegionSpec>,
     /// Instance type catalogue with per-region prices.
-    pub catalogue: catalogue::Catalogue,
+    catalogue: compute::instance_types::Catalogue,
     /// Endpoint host reported by `DescribeRegions`.
-    pub endpoint_host: String,
+    endpoint_host: String,
     /// Volume files, snapshot bases and chunk stores.
-    pub storage: storage::Storage,
+    storage: storage::files::Storage,
     /// The VMs behind instances, once enabled.
-    pub compute: instances::Compute,
+    compute: compute::Compute,
     /// Per-account quotas (EC2's defaults unless configured).
-    pub quotas: quotas::Quotas,
+    quotas: images::quotas::Quotas,
     /// Length of one Recycle Bin retention day, seconds (86400 but in tests).
-    pub recycle_bin_day_secs: u64,
+    recycle_bin_day_secs: u64,
     /// Volume builds in progress.
-    pub volume_builds: volumes::Builds,
+    volume_builds: storage::volumes::Builds,
     /// `(account, region)` pairs whose default network is known to exist.
     touched_regions: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -89,7 +80,7 @@ impl Kiln {
     pub fn new(
         store: Arc<dyn MetaStore>,
         regions: Vec<RegionSpec>,
-        catalogue: catalogue::Catalogue,
+        catalogue: compute::instance_types::Catalogue,
         endpoint_host: String,
         data_dir: &std::path::Path,
     ) -> Self {
@@ -98,17 +89,17 @@ impl Kiln {
             regions,
             catalogue,
             endpoint_host,
-            storage: storage::Storage::new(data_dir),
-            compute: instances::Compute::default(),
-            quotas: quotas::Quotas::default(),
-            recycle_bin_day_secs: recycle_bin::DAY_SECS,
-            volume_builds: volumes::Builds::default(),
+            storage: storage::files::Storage::new(data_dir),
+            compute: compute::Compute::default(),
+            quotas: images::quotas::Quotas::default(),
+            recycle_bin_day_secs: storage::recycle_bin::DAY_SECS,
+            volume_builds: storage::volumes::Builds::default(),
             touched_regions: Default::default(),
         }
     }
 
     /// The service with these quotas instead of EC2's defaults.
-    pub fn with_quotas(mut self, quotas: quotas::Quotas) -> Self {
+    pub fn with_quotas(mut self, quotas: images::quotas::Quotas) -> Self {
         self.quotas = quotas;
         self
     }
@@ -117,6 +108,46 @@ impl Kiln {
     pub fn with_recycle_bin_day_secs(mut self, secs: u64) -> Self {
         self.recycle_bin_day_secs = secs.max(1);
         self
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Arc<dyn MetaStore> {
+        &self.store
+    }
+
+    /// The configured regions.
+    pub fn regions(&self) -> &[RegionSpec] {
+        &self.regions
+    }
+
+    /// The instance type catalogue.
+    pub fn catalogue(&self) -> &compute::instance_types::Catalogue {
+        &self.catalogue
+    }
+
+    /// Volume files, snapshot bases and chunk stores.
+    pub fn storage(&self) -> &storage::files::Storage {
+        &self.storage
+    }
+
+    /// The VMs behind instances.
+    pub fn compute(&self) -> &compute::Compute {
+        &self.compute
+    }
+
+    /// The per-account quotas in force.
+    pub fn quotas(&self) -> &images::quotas::Quotas {
+        &self.quotas
+    }
+
+    /// Length of one Recycle Bin retention day, seconds.
+    pub fn recycle_bin_day_secs(&self) -> u64 {
+        self.recycle_bin_day_secs
+    }
+
+    /// Endpoint host reported by `DescribeRegions`.
+    pub fn endpoint_host(&self) -> &str {
+        &self.endpoint_host
     }
 
     /// The region spec of a name, if configured.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use kiln_meta::SqliteStore;
 
-use crate::catalogue::Catalogue;
-use crate::item::Item;
-use crate::snapshots::SnapshotData;
+use crate::compute::instance_types::Catalogue;
+use crate::records::item::Item;
+use crate::records::snapshot::SnapshotData;
 use crate::{Ctx, Kiln, RegionSpec};
 
 /// A service over an in-memory store with `regions` (one zone each, `<region>a`), keeping its

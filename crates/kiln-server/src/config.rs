@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use kiln_core::accounts::DeclaredAccount;
-use kiln_core::catalogue::Catalogue;
-use kiln_core::quotas::Quotas;
+use kiln_core::compute::instance_types::Catalogue;
+use kiln_core::identity::accounts::DeclaredAccount;
+use kiln_core::images::quotas::Quotas;
 use kiln_core::RegionSpec;
 use kiln_types::AccountId;
 use serde::Deserialize;
@@ -172,8 +172,8 @@ impl Default for InstancesConfig {
             network: "auto".into(),
             max_instance_memory_mib: 1024,
             reserved_memory_mib: 1024,
-            ram_allocation_ratio: kiln_core::instances::DEFAULT_RAM_ALLOCATION_RATIO,
-            cpu_allocation_ratio: kiln_core::instances::DEFAULT_CPU_ALLOCATION_RATIO,
+            ram_allocation_ratio: kiln_core::compute::runtime::DEFAULT_RAM_ALLOCATION_RATIO,
+            cpu_allocation_ratio: kiln_core::compute::runtime::DEFAULT_CPU_ALLOCATION_RATIO,
             terminated_retention_secs: 3600,
             stop_timeout_secs: 30,
             metadata_listen: SocketAddr::from(([169, 254, 169, 254], 80)),
@@ -228,7 +228,7 @@ fn default_gc_grace() -> u64 {
 }
 
 fn default_recycle_bin_day() -> u64 {
-    kiln_core::recycle_bin::DAY_SECS
+    kiln_core::storage::recycle_bin::DAY_SECS
 }
 
 fn default_gc_interval() -> u64 {
@@ -348,7 +348,7 @@ impl Config {
 }
 
 fn default_regions() -> Vec<RegionConfig> {
-    kiln_core::regions::AWS_REGIONS
+    kiln_core::network::regions::AWS_REGIONS
         .iter()
         .map(|(r, letters)| RegionConfig {
             name: r.to_string(),
@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn empty_config_knows_awss_regions_and_publishes_in_three() {
         let c = Config::default();
-        assert_eq!(c.regions.len(), kiln_core::regions::AWS_REGIONS.len());
+        assert_eq!(c.regions.len(), kiln_core::network::regions::AWS_REGIONS.len());
         let use1 = c.regions.iter().find(|r| r.name == "us-east-1").unwrap();
         assert_eq!(use1.zones.len(), 6);
         assert!(c.regions.iter().any(|r| r.name == "ap-southeast-2" && r.zones[0] == "ap-southeast-2a"));

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use kiln_core::lifecycle::Include;
-use kiln_core::security_groups::RuleTarget;
+use kiln_core::images::retirement::Include;
+use kiln_core::network::security_groups::RuleTarget;
 use kiln_core::{Ctx, Kiln};
 use kiln_ec2::action::RuleChange;
 use kiln_ec2::xml::XmlWriter;
@@ -85,7 +85,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
             let g = kiln.create_security_group(ctx, group_name, description, vpc_id.as_deref(), tag_specs)?;
             w.bool("return", true).text("groupId", &g.id);
             render::tag_set(&mut w, &g.tags);
-            w.text("securityGroupArn", &kiln_core::security_groups::group_arn(&g));
+            w.text("securityGroupArn", &kiln_core::network::security_groups::group_arn(&g));
         }
         Ec2Action::DeleteSecurityGroup { group_id, group_name } => {
             let id = kiln.delete_security_group(ctx, group_id.as_deref(), group_name.as_deref())?;

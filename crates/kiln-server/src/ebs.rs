@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use base64::Engine;
-use kiln_core::ebs::{BlockPage, StartSpec};
+use kiln_core::storage::ebs::{BlockPage, StartSpec};
 use kiln_core::{CoreError, Kiln};
 use kiln_types::Tag;
 use serde_json::{json, Value};
@@ -236,7 +236,7 @@ async fn put_block(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
-        kiln_core::ebs::check_id(&id)?;
+        kiln_core::storage::ebs::check_id(&id)?;
         let (index, actual) = put_block_args(&index, &call.headers, &call.body)?;
         kiln.ebs_put_block(&call.ctx, &id, index, &call.body)?;
         let mut resp = StatusCode::CREATED.into_response();
@@ -257,7 +257,7 @@ async fn complete_snapshot(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
-        kiln_core::ebs::check_id(&id)?;
+        kiln_core::storage::ebs::check_id(&id)?;
         let count = changed_blocks_count(&call.headers)?;
         kiln.ebs_complete(&call.ctx, &id, count)?;
         Ok(json_response(StatusCode::ACCEPTED, json!({ "Status": "completed" })))
@@ -324,7 +324,7 @@ async fn list_blocks(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
-        kiln_core::ebs::check_id(&id)?;
+        kiln_core::storage::ebs::check_id(&id)?;
         let (start, max, token) = page_args(&q)?;
         let page = kiln.ebs_list_blocks(&call.ctx, &id, start, max, token.as_deref())?;
         Ok(json_response(StatusCode::OK, page_json(page, false)))
@@ -342,10 +342,10 @@ async fn changed_blocks(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
-        kiln_core::ebs::check_id(&id)?;
+        kiln_core::storage::ebs::check_id(&id)?;
         let first = q.get("firstSnapshotId").cloned();
         if let Some(f) = &first {
-            kiln_core::ebs::check_id(f)?;
+            kiln_core::storage::ebs::check_id(f)?;
         }
         let (start, max, token) = page_args(&q)?;
         let page = kiln.ebs_changed_blocks(&call.ctx, first.as_deref(), &id, start, max, token.as_deref())?;
@@ -364,7 +364,7 @@ async fn get_block(
     body: Body,
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
-        kiln_core::ebs::check_id(&id)?;
+        kiln_core::storage::ebs::check_id(&id)?;
         let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
         let token =
             q.get("blockToken").ok_or_else(|| ApiError::Core(CoreError::MissingParameter("blockToken".into())))?;

@@ -15,8 +15,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kiln_core::instances::InstanceData;
-use kiln_core::item::Item;
+use kiln_core::records::instance::InstanceData;
+use kiln_core::records::item::Item;
 use kiln_core::Kiln;
 
 const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -249,7 +249,7 @@ pub fn answer(inst: &Item<InstanceData>, path: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_core::instances::GroupRef;
+    use kiln_core::records::instance::GroupRef;
     use kiln_core::Ctx;
 
     #[test]

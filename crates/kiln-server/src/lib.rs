@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use kiln_core::accounts::NewAccount;
+use kiln_core::identity::accounts::NewAccount;
 use kiln_core::Kiln;
 use kiln_meta::SqliteStore;
 use tracing::info;
@@ -122,7 +122,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Option<netadapter::Chosen>> {
     let settings = &config.instances;
     if !settings.enabled {
-        kiln.compute.disable("instances are disabled in the configuration ([instances] enabled = false)");
+        kiln.compute().disable("instances are disabled in the configuration ([instances] enabled = false)");
         return Ok(None);
     }
     let qemu = kiln_vm::argv::QEMU_SYSTEM;
@@ -133,7 +133,7 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
                 "{qemu} is not installed; install it with `apt-get install -t bookworm-backports --no-install-recommends qemu-system-x86`"
             );
             tracing::warn!("{why}; instances are unavailable");
-            kiln.compute.disable(&why);
+            kiln.compute().disable(&why);
             return Ok(None);
         }
     }
@@ -142,7 +142,7 @@ pub fn enable_instances(kiln: &Arc<Kiln>, config: &Config) -> anyhow::Result<Opt
     if accel.accel != kiln_vm::Accel::Kvm {
         tracing::warn!(reason = %accel.reason, "no usable KVM: instances run under QEMU's TCG emulation, several times slower");
     }
-    let mut compute = kiln_core::instances::ComputeConfig::for_host(
+    let mut compute = kiln_core::compute::runtime::ComputeConfig::for_host(
         std::path::PathBuf::from(qemu),
         accel,
         config.data_dir.join("instances"),
@@ -191,7 +191,7 @@ fn spawn_provided_images(kiln: Arc<Kiln>, config: &Config) {
                 "debian-12" => "Debian 12 (bookworm) with systemd, OpenSSH and Kiln's first-boot agent",
                 _ => "Kiln provided image",
             };
-            let disk = kiln_core::provided::ProvidedDisk {
+            let disk = kiln_core::images::provided::ProvidedDisk {
                 family: &family,
                 version: &image.version,
                 path: &image.root_disk,

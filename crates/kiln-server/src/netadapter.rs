@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use kiln_core::instances::{HostNetwork, NoNetwork, Port, PortFilter};
+use kiln_core::compute::net::{HostNetwork, NoNetwork, Port, PortFilter};
 use kiln_core::CoreError;
 use kiln_net::{HostNet, IngressRule, Ipv4Cidr, PortConfig, PortRules, Protocol, Ruleset, TapName, TAP_PREFIX};
 

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use kiln_core::recycle_bin::RetentionRule;
+use kiln_core::storage::recycle_bin::RetentionRule;
 use kiln_core::CoreError;
 use kiln_types::Tag;
 use serde_json::{json, Value};

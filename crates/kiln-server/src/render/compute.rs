@@ -1,7 +1,9 @@
 //! Instances and reservations to EC2 XML (element names from botocore's `Instance` shape).
 
-use kiln_core::instances::{AttributeValue, GroupRef, InstanceData, Reservation, StateChangeRow};
-use kiln_core::item::Item;
+use kiln_core::compute::launch::{AttributeValue, Reservation, StateChangeRow};
+
+use kiln_core::records::instance::{GroupRef, InstanceData};
+use kiln_core::records::item::Item;
 use kiln_ec2::xml::XmlWriter;
 
 use super::tag_set;

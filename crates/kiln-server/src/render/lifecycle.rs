@@ -1,7 +1,7 @@
 //! Image lifecycle fields and block public access states to EC2 XML.
 
-use kiln_core::image_references::ImageReference;
-use kiln_core::lifecycle::ImageLifecycle;
+use kiln_core::images::references::ImageReference;
+use kiln_core::records::image::ImageLifecycle;
 use kiln_ec2::xml::XmlWriter;
 
 /// The lifecycle elements of one `Image`: `deprecationTime` (when set),

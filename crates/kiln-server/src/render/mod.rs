@@ -1,12 +1,14 @@
 //! Domain objects to EC2 XML, element names and presence as in botocore's model.
 
-use kiln_core::catalogue::{InstanceType, Offering};
-use kiln_core::item::Item;
-use kiln_core::keypairs::KeyPairData;
-use kiln_core::network::{subnet_arn, SubnetView, VpcData};
-use kiln_core::regions::{RegionInfo, ZoneInfo};
-use kiln_core::security_groups::{group_arn, rule_arn, Peer, RuleData, SecurityGroup};
-use kiln_core::tags::TagDescription;
+use kiln_core::compute::instance_types::{InstanceType, Offering};
+use kiln_core::network::regions::{RegionInfo, ZoneInfo};
+use kiln_core::network::security_groups::{group_arn, rule_arn, SecurityGroup};
+use kiln_core::network::vpcs::{subnet_arn, SubnetView};
+use kiln_core::records::item::Item;
+use kiln_core::records::key_pair::KeyPairData;
+use kiln_core::records::security_group::{Peer, RuleData};
+use kiln_core::records::tags::TagDescription;
+use kiln_core::records::vpc::VpcData;
 use kiln_ec2::xml::XmlWriter;
 use kiln_types::{IpPermission, Tag};
 

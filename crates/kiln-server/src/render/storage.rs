@@ -1,9 +1,9 @@
 //! Volumes, snapshots and images to EC2 XML.
 
-use kiln_core::images::ImageData;
-use kiln_core::item::Item;
-use kiln_core::snapshots::SnapshotData;
-use kiln_core::volumes::{Attachment, Modification, VolumeData};
+use kiln_core::records::image::ImageData;
+use kiln_core::records::item::Item;
+use kiln_core::records::snapshot::SnapshotData;
+use kiln_core::records::volume::{Attachment, Modification, VolumeData};
 use kiln_ec2::xml::XmlWriter;
 use kiln_types::{BlockDeviceMapping, Grantee};
 
