@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         text.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Ok((start, max, token)) = page_args(&q) {
         assert!((100..=10000).contains(&max));
-        let _ = kiln_core::ebs::resume_point(start, token.as_deref());
+        let _ = kiln_core::storage::ebs::resume_point(start, token.as_deref());
     }
-    let _ = kiln_core::ebs::parse_block_token(&text);
+    let _ = kiln_core::storage::ebs::parse_block_token(&text);
 });

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use kiln_core::instances::InstanceData;
-use kiln_core::item::Item;
+use kiln_core::records::instance::InstanceData;
+use kiln_core::records::item::Item;
 use kiln_core::Ctx;
 use kiln_server::imds::{reply, Tokens, MAX_TOKENS_PER_INSTANCE};
 use libfuzzer_sys::fuzz_target;
