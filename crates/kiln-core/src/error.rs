@@ -60,6 +60,14 @@ pub enum CoreError {
     /// A parameter value that is out of range or ill-formed.
     #[error("{0}")]
     InvalidParameterValue(String),
+    /// One argument of an EBS direct block request is wrong; the API names which.
+    #[error("{message}")]
+    InvalidBlockArgument {
+        /// Which argument.
+        argument: BlockArgument,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Parameters that may not be combined.
     #[error("{0}")]
     InvalidParameterCombination(String),
@@ -177,3 +185,22 @@ impl CoreError {
 
 /// Shorthand for use-case results.
 pub type CoreResult<T> = Result<T, CoreError>;
+
+/// The argument of an EBS direct block request that [`CoreError::InvalidBlockArgument`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockArgument {
+    /// A block token that is ill-formed or belongs to another block.
+    Token,
+    /// A block index past the volume's end, or not a number.
+    Index,
+    /// A snapshot's volume size.
+    VolumeSize,
+    /// `CompleteSnapshot`'s count of changed blocks.
+    ChangedBlocksCount,
+}
+
+/// A name from one of EC2's closed sets (a state, type or architecture) as its enum. Callers
+/// check names with their own, EC2-worded rule first; this refuses whatever slips past.
+pub(crate) fn named<T: std::str::FromStr<Err = kiln_types::UnknownName>>(v: &str) -> CoreResult<T> {
+    v.parse().map_err(|e: kiln_types::UnknownName| CoreError::InvalidParameterValue(e.to_string()))
+}

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use kiln_meta::MetaStore;
 
-pub use error::CoreError;
+pub use error::{BlockArgument, CoreError};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

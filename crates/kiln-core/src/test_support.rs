@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_meta::SqliteStore;
+use kiln_types::SnapshotState;
 
 use crate::compute::instance_types::Catalogue;
 use crate::records::item::Item;
@@ -31,7 +32,7 @@ pub fn completed_snapshot(kiln: &Kiln, ctx: &Ctx) -> String {
         SnapshotData {
             volume_id: "vol-ffffffff".into(),
             volume_size: 1,
-            state: "completed".into(),
+            state: SnapshotState::Completed,
             ..Default::default()
         },
     );

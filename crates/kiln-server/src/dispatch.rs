@@ -359,7 +359,7 @@ pub fn dispatch(kiln: &Arc<Kiln>, ctx: &Ctx, action: &Ec2Action, request_id: &st
                 .text("ownerId", &s.account)
                 .text("progress", &format!("{}%", d.progress))
                 .text("startTime", &d.start_time)
-                .text("status", &d.state)
+                .text("status", d.state.as_str())
                 .text("volumeId", &d.volume_id)
                 .text("volumeSize", &d.volume_size.to_string());
         }

@@ -17,7 +17,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use base64::Engine;
 use kiln_core::storage::ebs::{BlockPage, StartSpec};
-use kiln_core::{CoreError, Kiln};
+use kiln_core::{BlockArgument, CoreError, Kiln};
 use kiln_types::Tag;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -56,18 +56,15 @@ fn to_ebs_error(e: &ApiError) -> (StatusCode, &'static str, String, Option<&'sta
             CoreError::IdempotentParameterMismatch(_) => {
                 (StatusCode::CONFLICT, "ConflictException", c.to_string(), None)
             }
-            CoreError::InvalidParameterValue(m) if m.contains("token") => {
-                validation(c.to_string(), "INVALID_BLOCK_TOKEN")
-            }
-            CoreError::InvalidParameterValue(m) if m.contains("Block index") => {
-                validation(c.to_string(), "INVALID_BLOCK")
-            }
-            CoreError::InvalidParameterValue(m) if m.contains("VolumeSize") => {
-                validation(c.to_string(), "INVALID_VOLUME_SIZE")
-            }
-            CoreError::InvalidParameterValue(m) if m.contains("ChangedBlocksCount") => {
-                validation(c.to_string(), "INVALID_CHANGED_BLOCKS_COUNT")
-            }
+            CoreError::InvalidBlockArgument { argument, .. } => validation(
+                c.to_string(),
+                match argument {
+                    BlockArgument::Token => "INVALID_BLOCK_TOKEN",
+                    BlockArgument::Index => "INVALID_BLOCK",
+                    BlockArgument::VolumeSize => "INVALID_VOLUME_SIZE",
+                    BlockArgument::ChangedBlocksCount => "INVALID_CHANGED_BLOCKS_COUNT",
+                },
+            ),
             CoreError::InvalidParameterValue(_) | CoreError::MissingParameter(_) => {
                 validation(c.to_string(), "INVALID_PARAMETER_VALUE")
             }
@@ -111,6 +108,10 @@ fn error_response(e: &ApiError, request_id: &str) -> Response {
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::Core(CoreError::InvalidParameterValue(m.into()))
+}
+
+fn block_arg(argument: BlockArgument, m: impl Into<String>) -> ApiError {
+    ApiError::Core(CoreError::InvalidBlockArgument { argument, message: m.into() })
 }
 
 /// Reads the body, verifies SigV4 for service `ebs`, then runs `f` on a blocking thread.
@@ -167,7 +168,8 @@ pub fn start_snapshot_spec(body: &[u8]) -> Result<StartSpec, ApiError> {
 /// Checks a PutSnapshotBlock's index, length and checksum headers against its body; returns
 /// the block index and the body's checksum.
 pub fn put_block_args(index: &str, headers: &HeaderMap, body: &[u8]) -> Result<(u64, String), ApiError> {
-    let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
+    let index: u64 =
+        index.parse().map_err(|_| block_arg(BlockArgument::Index, format!("Block index {index:?} is not a number")))?;
     let length: usize = header(headers, "x-amz-data-length")
         .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-Data-Length".into())))?
         .parse()
@@ -195,7 +197,7 @@ pub fn changed_blocks_count(headers: &HeaderMap) -> Result<i64, ApiError> {
     let count: i64 = header(headers, "x-amz-changedblockscount")
         .ok_or_else(|| ApiError::Core(CoreError::MissingParameter("x-amz-ChangedBlocksCount".into())))?
         .parse()
-        .map_err(|_| bad("x-amz-ChangedBlocksCount is not a number"))?;
+        .map_err(|_| block_arg(BlockArgument::ChangedBlocksCount, "x-amz-ChangedBlocksCount is not a number"))?;
     Ok(count)
 }
 
@@ -365,7 +367,9 @@ async fn get_block(
 ) -> Response {
     run(s, method, uri, headers, body, move |kiln, call| {
         kiln_core::storage::ebs::check_id(&id)?;
-        let index: u64 = index.parse().map_err(|_| bad(format!("Block index {index:?} is not a number")))?;
+        let index: u64 = index
+            .parse()
+            .map_err(|_| block_arg(BlockArgument::Index, format!("Block index {index:?} is not a number")))?;
         let token =
             q.get("blockToken").ok_or_else(|| ApiError::Core(CoreError::MissingParameter("blockToken".into())))?;
         let data = kiln.ebs_get_block(&call.ctx, &id, index, token)?;
@@ -380,4 +384,35 @@ async fn get_block(
         Ok(resp)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(e: CoreError) -> Option<&'static str> {
+        to_ebs_error(&ApiError::Core(e)).3
+    }
+
+    #[test]
+    fn reasons_come_from_the_typed_argument_not_the_message() {
+        let arg = |argument, message: &str| CoreError::InvalidBlockArgument { argument, message: message.into() };
+        assert_eq!(reason(arg(BlockArgument::Token, "anything")), Some("INVALID_BLOCK_TOKEN"));
+        assert_eq!(reason(arg(BlockArgument::Index, "anything")), Some("INVALID_BLOCK"));
+        assert_eq!(reason(arg(BlockArgument::VolumeSize, "anything")), Some("INVALID_VOLUME_SIZE"));
+        assert_eq!(reason(arg(BlockArgument::ChangedBlocksCount, "anything")), Some("INVALID_CHANGED_BLOCKS_COUNT"));
+        // A message that happens to mention a token or a block index is just a bad value.
+        let plain = CoreError::InvalidParameterValue("the block token and Block index VolumeSize".into());
+        assert_eq!(reason(plain), Some("INVALID_PARAMETER_VALUE"));
+    }
+
+    #[test]
+    fn decoders_name_the_argument() {
+        let bad_index = put_block_args("x", &HeaderMap::new(), b"").unwrap_err();
+        assert_eq!(to_ebs_error(&bad_index).3, Some("INVALID_BLOCK"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-changedblockscount", "many".parse().unwrap());
+        let bad_count = changed_blocks_count(&headers).unwrap_err();
+        assert_eq!(to_ebs_error(&bad_count).3, Some("INVALID_CHANGED_BLOCKS_COUNT"));
+    }
 }

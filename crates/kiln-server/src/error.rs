@@ -176,7 +176,9 @@ fn core_to_wire(c: &CoreError) -> WireError {
         },
         CoreError::AccountExists(_) => w(400, "InvalidParameterValue", m),
         CoreError::KeyFormat(_) => w(400, "InvalidKeyPair.Format", m),
-        CoreError::InvalidParameterValue(_) | CoreError::InvalidFilter(_) => w(400, "InvalidParameterValue", m),
+        CoreError::InvalidParameterValue(_) | CoreError::InvalidBlockArgument { .. } | CoreError::InvalidFilter(_) => {
+            w(400, "InvalidParameterValue", m)
+        }
         CoreError::InvalidParameterCombination(_) => w(400, "InvalidParameterCombination", m),
         CoreError::MissingParameter(_) => w(400, "MissingParameter", m),
         CoreError::InvalidParameterDependency(_) => w(400, "InvalidParameterDependency", m),

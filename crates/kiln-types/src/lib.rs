@@ -4,10 +4,16 @@
 //! (`key-0123456789abcdef0`). The prefix alone tells which kind an id names, so tag and
 //! permission code can route an id without a lookup.
 
+mod states;
+
 use std::fmt;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+pub use states::{
+    Architecture, AttachmentState, ImageState, InstanceState, RootDeviceType, ShutdownBehavior, SnapshotState,
+    UnknownName, VolumeState, VolumeType,
+};
 
 /// Every kind of resource Kiln stores, with its EC2 id prefix and tag resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

@@ -10,7 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_types::{BlockDeviceMapping, CreateImageSpec, EbsSpec, ResourceKind};
+use kiln_types::{
+    BlockDeviceMapping, CreateImageSpec, EbsSpec, ImageState, InstanceState, ResourceKind, RootDeviceType,
+    SnapshotState,
+};
 
 use crate::compute::launch::split_image_tags;
 
@@ -33,13 +36,13 @@ impl Kiln {
         let (image_tags, snapshot_tags) = split_image_tags(&spec.tag_specs)?;
         let mut txn = self.store.begin()?;
         let inst = item::get::<InstanceData>(txn.as_mut(), ctx, &spec.instance_id)?;
-        if !matches!(inst.data.state.as_str(), "running" | "stopped") {
+        if !matches!(inst.data.state, InstanceState::Running | InstanceState::Stopped) {
             return Err(CoreError::IncorrectInstanceState(format!(
                 "The instance '{}' is not in a state from which an image can be made (it is {}).",
                 inst.id, inst.data.state
             )));
         }
-        if inst.data.root_device_type != "ebs" {
+        if inst.data.root_device_type != RootDeviceType::Ebs {
             return Err(CoreError::Unsupported(format!(
                 "The instance '{}' has an instance-store root; CreateImage makes images of EBS-backed instances.",
                 inst.id
@@ -58,14 +61,14 @@ impl Kiln {
             image_tags,
             ImageData {
                 description: spec.description.clone(),
-                architecture: inst.data.architecture.clone(),
+                architecture: inst.data.architecture,
                 root_device_name: inst.data.root_device_name.clone(),
-                root_device_type: "ebs".into(),
+                root_device_type: RootDeviceType::Ebs,
                 virtualization_type: "hvm".into(),
                 boot_mode: source.as_ref().and_then(|s| s.data.boot_mode.clone()),
                 ena_support: true,
                 imds_support: source.as_ref().and_then(|s| s.data.imds_support.clone()),
-                state: "pending".into(),
+                state: ImageState::Pending,
                 kiln_type: "custom".into(),
                 source_instance_id: Some(inst.id.clone()),
                 ..Default::default()
@@ -100,7 +103,7 @@ impl Kiln {
                     volume_id: vol.id.clone(),
                     volume_size: vol.data.size,
                     description: format!("Created by CreateImage({}) for {}", inst.id, image.id),
-                    state: "pending".into(),
+                    state: SnapshotState::Pending,
                     start_time: crate::now(),
                     encrypted: vol.data.encrypted,
                     ..Default::default()
@@ -113,7 +116,9 @@ impl Kiln {
                     snapshot_id: Some(snap.id.clone()),
                     volume_size: Some(size),
                     volume_type: Some(
-                        over_ebs.and_then(|e| e.volume_type.clone()).unwrap_or(vol.data.volume_type.clone()),
+                        over_ebs
+                            .and_then(|e| e.volume_type.clone())
+                            .unwrap_or(vol.data.volume_type.as_str().to_string()),
                     ),
                     iops: vol.data.iops,
                     throughput: vol.data.throughput,
@@ -167,18 +172,18 @@ impl Kiln {
             Some(vm) if !no_reboot => {
                 let stop_wait = self.compute.runtime()?.config.stop_timeout + Duration::from_secs(15);
                 vm.stop(false).map_err(|e| CoreError::Internal(e.to_string()))?;
-                self.update_instance(instance_id, |d| d.state = "stopping".into())?;
+                self.update_instance(instance_id, |d| d.state = InstanceState::Stopping)?;
                 vm.wait_for(kiln_vm::VmState::Stopped, stop_wait).map_err(|e| CoreError::Internal(e.to_string()))?;
                 // Let the reconciler record the stop before the start, so the two never cross.
                 for _ in 0..50 {
-                    if self.load_instance(instance_id)?.data.state == "stopped" {
+                    if self.load_instance(instance_id)?.data.state == InstanceState::Stopped {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 let result = snapshots.iter().try_for_each(|s| self.run_snapshot(s));
                 let inst = self.load_instance(instance_id)?;
-                if inst.data.state == "stopped" {
+                if inst.data.state == InstanceState::Stopped {
                     let ctx = Ctx { account: inst.account.clone(), region: inst.region.clone() };
                     self.start_instances(&ctx, &[instance_id.to_string()])?;
                 }
@@ -195,25 +200,25 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(image_id)? else { return Ok(()) };
         let mut image = Item::<ImageData>::from_record(rec)?;
-        if image.data.state != "pending" {
+        if image.data.state != ImageState::Pending {
             return Ok(());
         }
-        let mut state = "available";
+        let mut state = ImageState::Available;
         for sid in image.data.snapshot_ids() {
             let snap = match txn.get(&sid)? {
                 Some(rec) => Item::<SnapshotData>::from_record(rec)?,
                 None => {
-                    state = "failed";
+                    state = ImageState::Failed;
                     break;
                 }
             };
-            match snap.data.state.as_str() {
-                "completed" => {}
-                "pending" => return Ok(()),
-                _ => state = "failed",
+            match snap.data.state {
+                SnapshotState::Completed => {}
+                SnapshotState::Pending => return Ok(()),
+                _ => state = ImageState::Failed,
             }
         }
-        image.data.state = state.into();
+        image.data.state = state;
         image.save(txn.as_mut())?;
         txn.commit()?;
         debug_assert_eq!(ResourceKind::of_id(image_id), Some(ResourceKind::Image));

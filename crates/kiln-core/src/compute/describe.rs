@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use base64::Engine;
-use kiln_types::{Filter, InstanceChange, Page};
+use kiln_types::{Filter, InstanceChange, InstanceState, Page};
 
 use crate::compute::launch::{all_instances, AttributeValue, Reservation};
 
@@ -56,13 +56,13 @@ impl Kiln {
         let mut txn = self.store.read()?;
         let items = item::list_or_fetch::<InstanceData>(txn.as_mut(), ctx, ids)?
             .into_iter()
-            .filter(|i| include_all || i.data.state == "running")
+            .filter(|i| include_all || i.data.state == InstanceState::Running)
             .collect();
         let items = crate::records::filter::apply_by(items, filters, |i: &Item<InstanceData>, name| {
             Some(match name {
                 "availability-zone" => s(&i.data.availability_zone),
-                "instance-state-name" => s(&i.data.state),
-                "instance-state-code" => s(&i.data.state_code().to_string()),
+                "instance-state-name" => s(i.data.state),
+                "instance-state-code" => s(i.data.state_code().to_string()),
                 "instance-status.status" | "system-status.status" => s(status_of(&i.data)),
                 "instance-status.reachability" | "system-status.reachability" => s(status_of(&i.data)),
                 _ => return None,
@@ -94,7 +94,7 @@ impl Kiln {
             "instanceType" => AttributeValue::Text(Some(d.instance_type.clone())),
             "userData" => AttributeValue::Text(d.user_data.clone()),
             "disableApiTermination" => AttributeValue::Flag(d.disable_api_termination),
-            "instanceInitiatedShutdownBehavior" => AttributeValue::Text(Some(d.shutdown_behavior.clone())),
+            "instanceInitiatedShutdownBehavior" => AttributeValue::Text(Some(d.shutdown_behavior.as_str().to_string())),
             "rootDeviceName" => AttributeValue::Text(Some(d.root_device_name.clone())),
             "groupSet" => AttributeValue::Groups(d.groups.clone()),
             "blockDeviceMapping" => AttributeValue::Devices(d.devices.clone()),
@@ -114,7 +114,7 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let mut inst = item::get::<InstanceData>(txn.as_mut(), ctx, id)?;
         let stopped_only = |what: &str, inst: &Item<InstanceData>| {
-            if inst.data.state != "stopped" {
+            if inst.data.state != InstanceState::Stopped {
                 Err(CoreError::IncorrectInstanceState(format!(
                     "The instance '{}' is not in the 'stopped' state; {what} can only be changed while it is stopped.",
                     inst.id
@@ -130,7 +130,7 @@ impl Kiln {
                 let itype = self.catalogue.get(t).ok_or_else(|| {
                     CoreError::InvalidParameterValue(format!("Invalid value '{t}' for InstanceType."))
                 })?;
-                if itype.arch != inst.data.architecture {
+                if itype.arch != inst.data.architecture.as_str() {
                     return Err(CoreError::InvalidParameterValue(format!(
                         "The architecture '{}' of instance type {t} does not match the instance's '{}'.",
                         itype.arch, inst.data.architecture
@@ -152,7 +152,7 @@ impl Kiln {
                         "Value ({v}) for parameter instanceInitiatedShutdownBehavior is invalid."
                     )));
                 }
-                inst.data.shutdown_behavior = v.clone();
+                inst.data.shutdown_behavior = crate::error::named(v)?;
             }
             InstanceChange::Groups(ids) => {
                 let mut groups = Vec::new();
@@ -198,7 +198,7 @@ impl Kiln {
                 }
             }
         }
-        if inst.data.state == "terminated" {
+        if inst.data.state == InstanceState::Terminated {
             return Err(CoreError::IncorrectInstanceState(format!("The instance '{id}' is terminated.")));
         }
         inst.save(txn.as_mut())?;
@@ -214,7 +214,7 @@ impl Kiln {
         let mut txn = self.store.read()?;
         Ok(all_instances(txn.as_mut())?
             .into_iter()
-            .find(|i| i.data.state != "terminated" && i.data.private_ip == ip.to_string()))
+            .find(|i| i.data.state != InstanceState::Terminated && i.data.private_ip == ip.to_string()))
     }
 
     /// The names of an instance's security groups (for the metadata service).
@@ -224,9 +224,9 @@ impl Kiln {
 }
 
 fn status_of(d: &InstanceData) -> &'static str {
-    match d.state.as_str() {
-        "running" => "ok",
-        "pending" => "initializing",
+    match d.state {
+        InstanceState::Running => "ok",
+        InstanceState::Pending => "initializing",
         _ => "not-applicable",
     }
 }
@@ -237,21 +237,21 @@ fn instance_filter(i: &Item<InstanceData>, name: &str) -> Option<Vec<String>> {
         "instance-id" => s(&i.id),
         "image-id" => s(&d.image_id),
         "instance-type" => s(&d.instance_type),
-        "instance-state-name" => s(&d.state),
-        "instance-state-code" => s(&d.state_code().to_string()),
+        "instance-state-name" => s(d.state),
+        "instance-state-code" => s(d.state_code().to_string()),
         "availability-zone" | "placement.availability-zone" => s(&d.availability_zone),
         "key-name" => d.key_name.iter().cloned().collect(),
         "private-ip-address" | "network-interface.addresses.private-ip-address" => s(&d.private_ip),
         "ip-address" => d.public_ip.iter().cloned().collect(),
-        "private-dns-name" => s(&d.private_dns_name(&i.region)),
+        "private-dns-name" => s(d.private_dns_name(&i.region)),
         "reservation-id" => s(&d.reservation_id),
         "owner-id" => s(&i.account),
         "subnet-id" => s(&d.subnet_id),
         "vpc-id" => s(&d.vpc_id),
-        "architecture" => s(&d.architecture),
-        "root-device-type" => s(&d.root_device_type),
+        "architecture" => s(d.architecture),
+        "root-device-type" => s(d.root_device_type),
         "root-device-name" => s(&d.root_device_name),
-        "launch-index" | "ami-launch-index" => s(&d.launch_index.to_string()),
+        "launch-index" | "ami-launch-index" => s(d.launch_index.to_string()),
         "launch-time" => s(&d.launch_time),
         "instance.group-id" | "group-id" => d.groups.iter().map(|g| g.id.clone()).collect(),
         "instance.group-name" | "group-name" => d.groups.iter().map(|g| g.name.clone()).collect(),

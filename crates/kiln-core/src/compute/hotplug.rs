@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kiln_types::ResourceKind;
+use kiln_types::{AttachmentState, InstanceState, ResourceKind, VolumeState};
 use serde_json::json;
 
 use crate::error::{CoreError, CoreResult};
@@ -63,7 +63,7 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let mut vol = item::get::<VolumeData>(txn.as_mut(), ctx, volume_id)?;
         let mut inst = item::get::<InstanceData>(txn.as_mut(), ctx, instance_id)?;
-        if vol.data.state != "available" {
+        if vol.data.state != VolumeState::Available {
             return Err(CoreError::IncorrectState(format!("vol '{volume_id}' is not 'available'.")));
         }
         if vol.data.availability_zone != inst.data.availability_zone {
@@ -75,9 +75,9 @@ impl Kiln {
         if inst.data.devices.iter().any(|d| d.device_name == device) || device == inst.data.root_device_name {
             return Err(CoreError::InvalidParameterValue(format!("Attachment point {device} is already in use")));
         }
-        match inst.data.state.as_str() {
-            "stopped" => {}
-            "running" => self.plug_disk(&inst, &vol)?,
+        match inst.data.state {
+            InstanceState::Stopped => {}
+            InstanceState::Running => self.plug_disk(&inst, &vol)?,
             other => {
                 return Err(CoreError::IncorrectInstanceState(format!(
                     "Instance '{instance_id}' is {other}; volumes attach to running or stopped instances."
@@ -88,12 +88,12 @@ impl Kiln {
         let attachment = Attachment {
             instance_id: inst.id.clone(),
             device: device.to_string(),
-            state: "attached".into(),
+            state: AttachmentState::Attached,
             attach_time: now.clone(),
             delete_on_termination: false,
         };
         vol.data.attachments.push(attachment.clone());
-        vol.data.state = "in-use".into();
+        vol.data.state = VolumeState::InUse;
         vol.save(txn.as_mut())?;
         inst.data.devices.push(InstanceDevice {
             device_name: device.to_string(),
@@ -126,9 +126,9 @@ impl Kiln {
                 inst.id
             )));
         }
-        match inst.data.state.as_str() {
-            "stopped" => {}
-            "running" => self.unplug_disk(&inst, volume_id)?,
+        match inst.data.state {
+            InstanceState::Stopped => {}
+            InstanceState::Running => self.unplug_disk(&inst, volume_id)?,
             other => {
                 return Err(CoreError::IncorrectInstanceState(format!(
                     "Instance '{}' is {other}; volumes detach from running or stopped instances.",
@@ -138,13 +138,13 @@ impl Kiln {
         }
         vol.data.attachments.retain(|a| a.instance_id != inst.id);
         if vol.data.attachments.is_empty() {
-            vol.data.state = "available".into();
+            vol.data.state = VolumeState::Available;
         }
         vol.save(txn.as_mut())?;
         inst.data.devices.retain(|d| d.volume_id != volume_id);
         inst.save(txn.as_mut())?;
         txn.commit()?;
-        Ok(Attachment { state: "detaching".into(), ..attachment })
+        Ok(Attachment { state: AttachmentState::Detaching, ..attachment })
     }
 
     fn plug_disk(&self, inst: &Item<InstanceData>, vol: &Item<VolumeData>) -> CoreResult<()> {

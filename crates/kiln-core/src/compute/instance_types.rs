@@ -254,14 +254,14 @@ fn type_filter(t: &InstanceType, name: &str) -> Option<Vec<String>> {
         "bare-metal" => b(false),
         "hypervisor" => s(t.hypervisor),
         "processor-info.supported-architecture" => s(t.arch),
-        "processor-info.sustained-clock-speed-in-ghz" => s(&t.clock_ghz.to_string()),
-        "vcpu-info.default-vcpus" => s(&t.vcpus.to_string()),
-        "vcpu-info.default-threads-per-core" => s(&t.threads_per_core().to_string()),
-        "vcpu-info.default-cores" => s(&(t.vcpus / t.threads_per_core()).to_string()),
-        "memory-info.size-in-mib" => s(&t.memory_mib.to_string()),
+        "processor-info.sustained-clock-speed-in-ghz" => s(t.clock_ghz.to_string()),
+        "vcpu-info.default-vcpus" => s(t.vcpus.to_string()),
+        "vcpu-info.default-threads-per-core" => s(t.threads_per_core().to_string()),
+        "vcpu-info.default-cores" => s((t.vcpus / t.threads_per_core()).to_string()),
+        "memory-info.size-in-mib" => s(t.memory_mib.to_string()),
         "instance-storage-supported" => b(t.storage.is_some()),
         "instance-storage-info.total-size-in-gb" => {
-            t.storage.map(|d| s(&(d.count * d.size_gb).to_string())).unwrap_or_default()
+            t.storage.map(|d| s((d.count * d.size_gb).to_string())).unwrap_or_default()
         }
         "instance-storage-info.disk.type" => t.storage.map(|d| s(d.kind)).unwrap_or_default(),
         "network-info.network-performance" => s(t.network),

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use kiln_meta::{MetaTxn, Query};
-use kiln_types::{BlockDeviceMapping, ResourceKind, RunInstancesSpec, Tag, TagSpecification};
+use kiln_types::{
+    AttachmentState, BlockDeviceMapping, ImageState, InstanceState, ResourceKind, RunInstancesSpec, Tag,
+    TagSpecification, VolumeState,
+};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::image::{ImageData, SNAPSHOT_LOCATION_PREFIX};
@@ -29,9 +32,9 @@ pub struct StateChangeRow {
     /// Instance id.
     pub instance_id: String,
     /// `(code, name)` before.
-    pub previous: (u16, String),
+    pub previous: (u16, InstanceState),
     /// `(code, name)` after.
-    pub current: (u16, String),
+    pub current: (u16, InstanceState),
 }
 
 /// A reservation: the instances one `RunInstances` launched.
@@ -178,13 +181,13 @@ impl Kiln {
         }
         // An image the caller may not launch does not exist for it, as in DescribeImages.
         let image = crate::records::image::visible_image(txn.as_mut(), ctx, &image_id)?;
-        if image.data.state != "available" {
+        if image.data.state != ImageState::Available {
             return Err(CoreError::ImageUnavailable(format!(
                 "Image '{}' is not available (state: {}).",
                 image.id, image.data.state
             )));
         }
-        if image.data.architecture != itype.arch {
+        if image.data.architecture.as_str() != itype.arch {
             return Err(CoreError::InvalidParameterValue(format!(
                 "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI.",
                 itype.arch, image.data.architecture
@@ -264,7 +267,7 @@ impl Kiln {
         groups.dedup_by(|a, b| a.id == b.id);
 
         // Disks: the image's mappings with the request's overrides and additions.
-        let root_device_type = image.data.root_device_type.clone();
+        let root_device_type = image.data.root_device_type;
         let planned = self.plan_volumes(txn.as_mut(), ctx, &image, &spec.block_device_mappings)?;
         // The image must have a root disk to boot; its boot files are read on the launch thread,
         // since the first launch of an image builds its base in time proportional to the image.
@@ -305,12 +308,12 @@ impl Kiln {
         // Addresses: private addresses are unique across the host, since the host routes them.
         let mut used_private: HashSet<Ipv4Addr> = everything
             .iter()
-            .filter(|i| i.data.state != "terminated")
+            .filter(|i| i.data.state != InstanceState::Terminated)
             .filter_map(|i| i.data.private_ip.parse().ok())
             .collect();
         let mut used_public: HashSet<Ipv4Addr> = everything
             .iter()
-            .filter(|i| i.data.state != "terminated")
+            .filter(|i| i.data.state != InstanceState::Terminated)
             .filter_map(|i| i.data.public_ip.as_deref()?.parse().ok())
             .collect();
         let (_, prefix_len) = parse_cidr(&subnet.data.cidr_block)
@@ -362,7 +365,7 @@ impl Kiln {
                     launch_index: index,
                     image_id: image.id.clone(),
                     instance_type: type_name.clone(),
-                    state: "pending".into(),
+                    state: InstanceState::Pending,
                     launch_time: now.clone(),
                     key_name: key_name.clone(),
                     public_key: public_key.clone(),
@@ -376,11 +379,11 @@ impl Kiln {
                     mac,
                     user_data: user_data.clone(),
                     root_device_name: image.data.root_device_name.clone(),
-                    root_device_type: root_device_type.clone(),
-                    shutdown_behavior: shutdown_behavior.clone(),
+                    root_device_type,
+                    shutdown_behavior: crate::error::named(&shutdown_behavior)?,
                     disable_api_termination: spec.disable_api_termination.unwrap_or(false),
                     client_token: spec.client_token.clone(),
-                    architecture: image.data.architecture.clone(),
+                    architecture: image.data.architecture,
                     vcpus,
                     memory_mib,
                     http_tokens: if image.data.imds_support.as_deref() == Some("v2.0") {
@@ -400,18 +403,18 @@ impl Kiln {
                     volume_tags.clone(),
                     VolumeData {
                         size: p.size,
-                        volume_type: p.volume_type.clone(),
+                        volume_type: crate::error::named(&p.volume_type)?,
                         iops: p.iops,
                         throughput: p.throughput,
                         availability_zone: subnet.data.availability_zone.clone(),
                         availability_zone_id: subnet.data.availability_zone_id.clone(),
                         snapshot_id: p.snapshot.as_ref().map(|s| s.id.clone()),
                         encrypted: p.encrypted,
-                        state: "in-use".into(),
+                        state: VolumeState::InUse,
                         attachments: vec![Attachment {
                             instance_id: inst.id.clone(),
                             device: p.device_name.clone(),
-                            state: "attached".into(),
+                            state: AttachmentState::Attached,
                             attach_time: now.clone(),
                             delete_on_termination: p.delete_on_termination,
                         }],

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use kiln_types::{CreateSnapshotsSpec, ResourceKind};
+use kiln_types::{CreateSnapshotsSpec, InstanceState, ResourceKind, SnapshotState};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::instance::InstanceData;
@@ -30,7 +30,7 @@ impl Kiln {
         }
         let mut txn = self.store.begin()?;
         let inst = item::get::<InstanceData>(txn.as_mut(), ctx, &spec.instance_id)?;
-        if !matches!(inst.data.state.as_str(), "running" | "stopped" | "stopping") {
+        if !matches!(inst.data.state, InstanceState::Running | InstanceState::Stopped | InstanceState::Stopping) {
             return Err(CoreError::IncorrectInstanceState(format!(
                 "The instance '{}' is {}; snapshots are taken of running or stopped instances.",
                 inst.id, inst.data.state
@@ -65,7 +65,7 @@ impl Kiln {
                     volume_id: vol.id.clone(),
                     volume_size: vol.data.size,
                     description: description.clone(),
-                    state: "pending".into(),
+                    state: SnapshotState::Pending,
                     start_time: crate::now(),
                     encrypted: vol.data.encrypted,
                     ..Default::default()

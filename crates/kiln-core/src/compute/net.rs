@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use kiln_meta::Query;
-use kiln_types::ResourceKind;
+use kiln_types::{InstanceState, ResourceKind};
 
 use crate::compute::launch::{all_instances, parse_cidr};
 
@@ -125,7 +125,8 @@ pub(crate) fn port_of(inst: &Item<InstanceData>, subnet_cidr: &str) -> Option<Po
 /// Compiles every live instance's security groups into port filters. Group peers expand to the
 /// private addresses of the live instances in that group.
 pub(crate) fn compile(instances: &[Item<InstanceData>], rules: &[Item<RuleData>]) -> Vec<PortFilter> {
-    let live: Vec<&Item<InstanceData>> = instances.iter().filter(|i| i.data.state != "terminated").collect();
+    let live: Vec<&Item<InstanceData>> =
+        instances.iter().filter(|i| i.data.state != InstanceState::Terminated).collect();
     let mut members: HashMap<&str, Vec<(Ipv4Addr, u8)>> = HashMap::new();
     for inst in &live {
         if let Ok(ip) = inst.data.private_ip.parse::<Ipv4Addr>() {
@@ -206,7 +207,7 @@ mod tests {
             vec![],
             InstanceData {
                 private_ip: ip.into(),
-                state: "running".into(),
+                state: InstanceState::Running,
                 groups: groups.iter().map(|g| GroupRef { id: g.to_string(), name: g.to_string() }).collect(),
                 ..Default::default()
             },

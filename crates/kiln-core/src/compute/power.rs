@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use kiln_types::{InstanceState, RootDeviceType};
+
 use crate::compute::launch::{all_instances, StateChangeRow};
 use crate::compute::runtime::vm_error;
 use crate::error::{CoreError, CoreResult};
@@ -21,9 +23,9 @@ impl Kiln {
         {
             let _held = runtime.lock();
             for inst in &instances {
-                let previous = (inst.data.state_code(), inst.data.state.clone());
-                match inst.data.state.as_str() {
-                    "stopped" => {
+                let previous = (inst.data.state_code(), inst.data.state);
+                match inst.data.state {
+                    InstanceState::Stopped => {
                         let all = all_instances(self.store.read()?.as_mut())?;
                         if runtime.instances_that_fit(&all, inst.data.vcpus, inst.data.memory_mib) == 0 {
                             return Err(CoreError::InsufficientCapacity(format!(
@@ -32,7 +34,7 @@ impl Kiln {
                             )));
                         }
                         self.update_instance(&inst.id, |d| {
-                            d.state = "pending".into();
+                            d.state = InstanceState::Pending;
                             d.state_reason = None;
                             d.transition_reason = String::new();
                             d.launch_time = crate::now();
@@ -40,15 +42,13 @@ impl Kiln {
                         rows.push(StateChangeRow {
                             instance_id: inst.id.clone(),
                             previous,
-                            current: (0, "pending".into()),
+                            current: (0, InstanceState::Pending),
                         });
                         launch.push(inst.id.clone());
                     }
-                    "pending" | "running" => rows.push(StateChangeRow {
-                        instance_id: inst.id.clone(),
-                        previous: previous.clone(),
-                        current: previous,
-                    }),
+                    InstanceState::Pending | InstanceState::Running => {
+                        rows.push(StateChangeRow { instance_id: inst.id.clone(), previous, current: previous })
+                    }
                     other => {
                         return Err(CoreError::IncorrectInstanceState(format!(
                             "The instance '{}' is not in a state from which it can be started (it is {other}).",
@@ -69,7 +69,7 @@ impl Kiln {
         let runtime = self.compute.runtime()?;
         let instances = self.owned_instances(ctx, ids)?;
         for inst in &instances {
-            if inst.data.root_device_type == "instance-store" {
+            if inst.data.root_device_type == RootDeviceType::InstanceStore {
                 return Err(CoreError::Unsupported(format!(
                     "The instance '{}' does not have an 'ebs' root device type and cannot be stopped.",
                     inst.id
@@ -79,20 +79,18 @@ impl Kiln {
         let _held = runtime.lock();
         let mut rows = Vec::new();
         for inst in &instances {
-            let previous = (inst.data.state_code(), inst.data.state.clone());
-            match (inst.data.state.as_str(), runtime.handle(&inst.id)) {
-                ("stopped", _) => rows.push(StateChangeRow {
-                    instance_id: inst.id.clone(),
-                    previous: previous.clone(),
-                    current: previous,
-                }),
-                ("running" | "stopping" | "pending", Some(handle)) => {
+            let previous = (inst.data.state_code(), inst.data.state);
+            match (inst.data.state, runtime.handle(&inst.id)) {
+                (InstanceState::Stopped, _) => {
+                    rows.push(StateChangeRow { instance_id: inst.id.clone(), previous, current: previous })
+                }
+                (InstanceState::Running | InstanceState::Stopping | InstanceState::Pending, Some(handle)) => {
                     handle.stop(force).map_err(|e| vm_error(&inst.id, e))?;
-                    self.record_state(&inst.id, "stopping", None)?;
+                    self.record_state(&inst.id, InstanceState::Stopping, None)?;
                     rows.push(StateChangeRow {
                         instance_id: inst.id.clone(),
                         previous,
-                        current: (64, "stopping".into()),
+                        current: (64, InstanceState::Stopping),
                     });
                 }
                 (state, _) => {
@@ -113,7 +111,7 @@ impl Kiln {
         let _held = runtime.lock();
         for inst in &instances {
             match runtime.handle(&inst.id) {
-                Some(handle) if inst.data.state == "running" => {
+                Some(handle) if inst.data.state == InstanceState::Running => {
                     handle.reboot().map_err(|e| vm_error(&inst.id, e))?;
                 }
                 _ => {
@@ -132,7 +130,7 @@ impl Kiln {
         let runtime = self.compute.runtime()?;
         let instances = self.owned_instances(ctx, ids)?;
         for inst in &instances {
-            if inst.data.disable_api_termination && inst.data.state != "terminated" {
+            if inst.data.disable_api_termination && inst.data.state != InstanceState::Terminated {
                 return Err(CoreError::OperationNotPermitted(format!(
                     "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
                     inst.id
@@ -144,20 +142,16 @@ impl Kiln {
         {
             let _held = runtime.lock();
             for inst in &instances {
-                let previous = (inst.data.state_code(), inst.data.state.clone());
-                if inst.data.state == "terminated" {
-                    rows.push(StateChangeRow {
-                        instance_id: inst.id.clone(),
-                        previous: previous.clone(),
-                        current: previous,
-                    });
+                let previous = (inst.data.state_code(), inst.data.state);
+                if inst.data.state == InstanceState::Terminated {
+                    rows.push(StateChangeRow { instance_id: inst.id.clone(), previous, current: previous });
                     continue;
                 }
                 match runtime.handle(&inst.id) {
                     // The owner kills QEMU; the reconciler sees `terminated` and cleans up.
                     Some(handle) => {
                         let _ = handle.terminate();
-                        self.record_state(&inst.id, "shutting-down", None)?;
+                        self.record_state(&inst.id, InstanceState::ShuttingDown, None)?;
                     }
                     // No VM (stopped, or still being prepared): the record ends now; a launch in
                     // progress sees it and stops.
@@ -166,7 +160,7 @@ impl Kiln {
                 rows.push(StateChangeRow {
                     instance_id: inst.id.clone(),
                     previous,
-                    current: (32, "shutting-down".into()),
+                    current: (32, InstanceState::ShuttingDown),
                 });
             }
         }

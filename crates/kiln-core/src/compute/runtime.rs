@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use kiln_types::{ImageState, InstanceState, RootDeviceType, ShutdownBehavior, VolumeState};
 use kiln_vm::{
     AccelChoice, Disk, DiskFormat, GuestShutdownBehavior, Machine, VmConfig, VmHandle, VmSpec, VmState, VmStatus,
 };
@@ -326,6 +327,17 @@ pub(super) fn vm_error(id: &str, e: kiln_vm::VmError) -> CoreError {
     }
 }
 
+fn instance_state(s: VmState) -> InstanceState {
+    match s {
+        VmState::Pending => InstanceState::Pending,
+        VmState::Running => InstanceState::Running,
+        VmState::Stopping => InstanceState::Stopping,
+        VmState::Stopped => InstanceState::Stopped,
+        VmState::ShuttingDown => InstanceState::ShuttingDown,
+        VmState::Terminated => InstanceState::Terminated,
+    }
+}
+
 fn reason_of(status: &VmStatus) -> Option<Reason> {
     status.reason.as_ref().map(|r| Reason { code: r.code.clone(), message: r.message.clone() })
 }
@@ -395,13 +407,16 @@ impl Kiln {
     fn recover_instances(self: &Arc<Self>) -> CoreResult<()> {
         let runtime = self.compute.runtime()?;
         let instances = all_instances(self.store.read()?.as_mut())?;
-        for inst in instances.iter().filter(|i| i.data.state != "terminated" && i.data.state != "stopped") {
+        for inst in instances
+            .iter()
+            .filter(|i| i.data.state != InstanceState::Terminated && i.data.state != InstanceState::Stopped)
+        {
             kill_leftover(&runtime.instance_dir(&inst.id).join("qemu.pid"), &inst.id);
-            match inst.data.state.as_str() {
-                "shutting-down" => self.finish_termination(&inst.id, None)?,
-                "stopping" => self.record_state(&inst.id, "stopped", None)?,
+            match inst.data.state {
+                InstanceState::ShuttingDown => self.finish_termination(&inst.id, None)?,
+                InstanceState::Stopping => self.record_state(&inst.id, InstanceState::Stopped, None)?,
                 _ => {
-                    self.record_state(&inst.id, "pending", None)?;
+                    self.record_state(&inst.id, InstanceState::Pending, None)?;
                     self.start_launch(inst.id.clone(), false);
                 }
             }
@@ -435,7 +450,7 @@ impl Kiln {
         // Disks: create what does not exist yet (first launch, or a crash before it finished).
         let mut disks = Vec::new();
         let mut instance_store_snapshot = None;
-        if inst.data.root_device_type == "instance-store" {
+        if inst.data.root_device_type == RootDeviceType::InstanceStore {
             let image = item::get_in_region::<ImageData>(
                 self.store.read()?.as_mut(),
                 &Ctx { account: inst.account.clone(), region: inst.region.clone() },
@@ -543,7 +558,7 @@ impl Kiln {
             qemu_binary: runtime.config.qemu_binary.clone(),
             stop_timeout: runtime.config.stop_timeout,
             stderr_log: Some(dir.join("qemu.log")),
-            on_guest_shutdown: if inst.data.shutdown_behavior == "terminate" {
+            on_guest_shutdown: if inst.data.shutdown_behavior == ShutdownBehavior::Terminate {
                 GuestShutdownBehavior::Terminate
             } else {
                 GuestShutdownBehavior::Stop
@@ -552,7 +567,7 @@ impl Kiln {
         };
         let _held = runtime.lock();
         // Terminated while the disks were being prepared: nothing to start.
-        if self.load_instance(id)?.data.state != "pending" {
+        if self.load_instance(id)?.data.state != InstanceState::Pending {
             drop(_held);
             return self.finish_termination(id, None);
         }
@@ -611,12 +626,12 @@ impl Kiln {
         Ok(inst)
     }
 
-    pub(super) fn record_state(&self, id: &str, state: &str, reason: Option<Reason>) -> CoreResult<()> {
+    pub(super) fn record_state(&self, id: &str, state: InstanceState, reason: Option<Reason>) -> CoreResult<()> {
         self.update_instance(id, |d| {
             if d.state == state {
                 return;
             }
-            d.state = state.to_string();
+            d.state = state;
             if let Some(r) = &reason {
                 d.transition_reason = transition_text(match r.code.as_str() {
                     "Client.UserInitiatedShutdown" => "User initiated",
@@ -662,13 +677,13 @@ impl Kiln {
             } else {
                 vol.data.attachments.retain(|a| a.instance_id != id);
                 if vol.data.attachments.is_empty() {
-                    vol.data.state = "available".into();
+                    vol.data.state = VolumeState::Available;
                 }
                 vol.save(txn.as_mut())?;
             }
         }
-        if inst.data.state != "terminated" {
-            inst.data.state = "terminated".into();
+        if inst.data.state != InstanceState::Terminated {
+            inst.data.state = InstanceState::Terminated;
             inst.data.ended_at = Some(chrono::Utc::now().timestamp());
             let reason = reason.unwrap_or(Reason {
                 code: "Client.UserInitiatedShutdown".into(),
@@ -726,7 +741,7 @@ impl Kiln {
                 runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 continue;
             };
-            let name = status.state.name();
+            let name = instance_state(status.state);
             match status.state {
                 VmState::Terminated => {
                     runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -738,7 +753,7 @@ impl Kiln {
                 }
                 // A stop or terminate the API already recorded is ahead of the owner's report.
                 VmState::Running | VmState::Pending
-                    if matches!(inst.data.state.as_str(), "stopping" | "shutting-down") => {}
+                    if matches!(inst.data.state, InstanceState::Stopping | InstanceState::ShuttingDown) => {}
                 _ if inst.data.state != name => self.record_state(&id, name, reason_of(&status))?,
                 _ => {}
             }
@@ -748,7 +763,9 @@ impl Kiln {
         let now = chrono::Utc::now().timestamp();
         let expired: Vec<String> = all_instances(self.store.read()?.as_mut())?
             .into_iter()
-            .filter(|i| i.data.state == "terminated" && i.data.ended_at.is_some_and(|t| now - t >= retention))
+            .filter(|i| {
+                i.data.state == InstanceState::Terminated && i.data.ended_at.is_some_and(|t| now - t >= retention)
+            })
             .map(|i| i.id)
             .collect();
         if !expired.is_empty() {
@@ -789,7 +806,7 @@ impl Kiln {
             .find(&kiln_meta::Query { kind: Some(kiln_types::ResourceKind::Image), ..Default::default() })?
             .into_iter()
             .filter_map(|r| Item::<ImageData>::from_record(r).ok())
-            .filter(|i| i.data.state == "pending" && i.data.source_instance_id.is_some())
+            .filter(|i| i.data.state == ImageState::Pending && i.data.source_instance_id.is_some())
             .map(|i| i.id)
             .collect();
         for id in pending {

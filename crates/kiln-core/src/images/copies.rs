@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use kiln_chunks::BLOCK_SIZE;
 use kiln_meta::MetaTxn;
-use kiln_types::{CopyImageSpec, ResourceKind, Tag, TagSpecification};
+use kiln_types::{CopyImageSpec, ImageState, ResourceKind, SnapshotState, Tag, TagSpecification};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
@@ -83,7 +83,7 @@ impl Kiln {
                 volume_id: NO_VOLUME.into(),
                 volume_size: src.data.volume_size,
                 description,
-                state: "pending".into(),
+                state: SnapshotState::Pending,
                 start_time: crate::now(),
                 encrypted: src.data.encrypted,
                 source_snapshot_id: Some(src.id.clone()),
@@ -117,7 +117,7 @@ impl Kiln {
         let source_ctx = Ctx { account: ctx.account.clone(), region: source_region.to_string() };
         let mut txn = self.store.begin()?;
         let src = visible_snapshot(txn.as_mut(), &source_ctx, source_id)?;
-        if src.data.state != "completed" {
+        if src.data.state != SnapshotState::Completed {
             return Err(CoreError::IncorrectState(format!("Snapshot '{source_id}' is not completed.")));
         }
         let description = description.map(str::to_string).unwrap_or_else(|| {
@@ -160,7 +160,7 @@ impl Kiln {
         // The one launch rule: a copy is a use of the image like a launch.
         let source_id = self.resolve_image_id(&source_ctx, &spec.source_image_id)?;
         let src = crate::records::image::visible_image(txn.as_mut(), &source_ctx, &source_id)?;
-        if src.data.state != "available" {
+        if src.data.state != ImageState::Available {
             return Err(CoreError::IncorrectState(format!(
                 "Image '{}' is not available (state: {}).",
                 src.id, src.data.state
@@ -184,7 +184,7 @@ impl Kiln {
             image_tags,
             ImageData {
                 description: spec.description.clone().or(src.data.description.clone()),
-                state: "pending".into(),
+                state: ImageState::Pending,
                 launch_permissions: vec![],
                 kiln_type: "custom".into(),
                 source_instance_id: None,
@@ -268,7 +268,7 @@ impl Kiln {
             let index = load_index(txn.as_mut(), &job.source_snapshot_id)?;
             (dest, index)
         };
-        if dest.data.state != "pending" {
+        if dest.data.state != SnapshotState::Pending {
             return Ok(());
         }
         let source_store = self.storage.chunks(&job.source_region)?;
@@ -293,7 +293,7 @@ impl Kiln {
         let mut snap = Item::<SnapshotData>::from_record(rec)?;
         txn.add_chunk_refs(&dest.region, &references(&index), 1, chrono::Utc::now().timestamp())?;
         txn.put_blob(&index_key(snapshot_id), &index.encode())?;
-        snap.data.state = "completed".into();
+        snap.data.state = SnapshotState::Completed;
         snap.data.progress = 100;
         snap.data.completion_time = Some(crate::now());
         snap.data.full_size_bytes = logical;

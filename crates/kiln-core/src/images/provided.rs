@@ -11,7 +11,9 @@ use std::path::Path;
 
 use kiln_chunks::{ChunkId, SnapshotIndex, BLOCK_SIZE};
 use kiln_meta::AccountRow;
-use kiln_types::{AccountId, BlockDeviceMapping, EbsSpec, Grantee, ResourceKind};
+use kiln_types::{
+    AccountId, BlockDeviceMapping, EbsSpec, Grantee, ImageState, ResourceKind, RootDeviceType, SnapshotState,
+};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::image::ImageData;
@@ -95,7 +97,7 @@ impl Kiln {
                 volume_id: NO_VOLUME.into(),
                 volume_size: gib as i64,
                 description: format!("Root volume of {name}"),
-                state: "completed".into(),
+                state: SnapshotState::Completed,
                 progress: 100,
                 start_time: now.clone(),
                 completion_time: Some(now),
@@ -113,9 +115,9 @@ impl Kiln {
             vec![kiln_types::Tag { key: "kiln:family".into(), value: disk.family.to_string() }],
             ImageData {
                 description: Some(disk.description.to_string()),
-                architecture: disk.architecture.to_string(),
+                architecture: crate::error::named(disk.architecture)?,
                 root_device_name: "/dev/xvda".into(),
-                root_device_type: "ebs".into(),
+                root_device_type: RootDeviceType::Ebs,
                 block_device_mappings: vec![BlockDeviceMapping {
                     device_name: "/dev/xvda".into(),
                     ebs: Some(EbsSpec {
@@ -130,7 +132,7 @@ impl Kiln {
                 virtualization_type: "hvm".into(),
                 boot_mode: Some("legacy-bios".into()),
                 ena_support: true,
-                state: "available".into(),
+                state: ImageState::Available,
                 launch_permissions: vec![Grantee::All],
                 kiln_type: "provided".into(),
                 ..Default::default()

@@ -102,7 +102,10 @@ pub(crate) fn check_launch_permissions(
 mod tests {
     use std::sync::Arc;
 
-    use kiln_types::{BlockDeviceMapping, CreateImageSpec, EbsSpec, RegisterImageSpec, ResourceKind};
+    use kiln_types::{
+        BlockDeviceMapping, CreateImageSpec, EbsSpec, ImageState, InstanceState, RegisterImageSpec, ResourceKind,
+        RootDeviceType,
+    };
 
     use super::*;
     use crate::records::instance::InstanceData;
@@ -171,7 +174,7 @@ mod tests {
         assert!(limited(register(&kiln, &us, "three")));
         let mut txn = kiln.store.begin().unwrap();
         let mut image = Item::<ImageData>::from_record(txn.get(&first).unwrap().unwrap()).unwrap();
-        image.data.state = "failed".into();
+        image.data.state = ImageState::Failed;
         image.save(txn.as_mut()).unwrap();
         txn.commit().unwrap();
         register(&kiln, &us, "three").unwrap();
@@ -192,8 +195,8 @@ mod tests {
         let mut txn = kiln.store.begin().unwrap();
         let data = InstanceData {
             image_id: source,
-            state: "stopped".into(),
-            root_device_type: "ebs".into(),
+            state: InstanceState::Stopped,
+            root_device_type: RootDeviceType::Ebs,
             root_device_name: "/dev/xvda".into(),
             ..Default::default()
         };

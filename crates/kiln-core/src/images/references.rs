@@ -158,7 +158,7 @@ impl Kiln {
         let mut refs = Vec::new();
         if let Some(states) = &scope.instance_states {
             for inst in item::list::<InstanceData>(txn.as_mut(), ctx, None)? {
-                if states.contains(&inst.data.state) && images.iter().any(|i| i.id == inst.data.image_id) {
+                if states.contains(inst.data.state.as_str()) && images.iter().any(|i| i.id == inst.data.image_id) {
                     refs.push(ImageReference {
                         image_id: inst.data.image_id.clone(),
                         resource_type: INSTANCE,
@@ -226,7 +226,7 @@ mod tests {
             None,
             String::new(),
             vec![],
-            InstanceData { image_id: image_id.into(), state: state.into(), ..Default::default() },
+            InstanceData { image_id: image_id.into(), state: state.parse().unwrap(), ..Default::default() },
         );
         inst.insert(txn.as_mut()).unwrap();
         txn.commit().unwrap();

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use kiln_meta::{MetaTxn, Query};
-use kiln_types::{BlockDeviceMapping, Filter, Grantee, Page, RegisterImageSpec, ResourceKind};
+use kiln_types::{
+    BlockDeviceMapping, Filter, Grantee, ImageState, Page, RegisterImageSpec, ResourceKind, SnapshotState,
+};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::filter::{apply, b, s};
@@ -158,9 +160,9 @@ impl Kiln {
             tags,
             ImageData {
                 description: spec.description.clone(),
-                architecture,
+                architecture: crate::error::named(&architecture)?,
                 root_device_name,
-                root_device_type,
+                root_device_type: crate::error::named(&root_device_type)?,
                 block_device_mappings: spec.block_device_mappings.clone(),
                 virtualization_type,
                 boot_mode: spec.boot_mode.clone(),
@@ -171,7 +173,7 @@ impl Kiln {
                 kernel_id: spec.kernel_id.clone(),
                 ramdisk_id: spec.ramdisk_id.clone(),
                 image_location: spec.image_location.clone(),
-                state: "available".into(),
+                state: ImageState::Available,
                 launch_permissions: vec![],
                 platform: None,
                 kiln_type: "custom".into(),
@@ -197,7 +199,7 @@ impl Kiln {
     /// A snapshot an image may reference: completed and restorable by the caller.
     fn launchable_snapshot(&self, txn: &mut dyn MetaTxn, ctx: &Ctx, id: &str) -> CoreResult<Item<SnapshotData>> {
         let snap = snapshots::visible_snapshot(txn, ctx, id)?;
-        if snap.data.state != "completed" {
+        if snap.data.state != SnapshotState::Completed {
             return Err(CoreError::IncorrectState(format!(
                 "Snapshot '{id}' is not completed (state: {}).",
                 snap.data.state
@@ -312,7 +314,9 @@ impl Kiln {
                 // The image's own record is already gone, so any image found still uses it.
                 let outcome = match item::get::<SnapshotData>(txn.as_mut(), ctx, &sid) {
                     Err(_) => Err("The snapshot is not owned by the image's owner.".to_string()),
-                    Ok(snap) if snap.data.state == "pending" => Err("The snapshot is still pending.".to_string()),
+                    Ok(snap) if snap.data.state == SnapshotState::Pending => {
+                        Err("The snapshot is still pending.".to_string())
+                    }
                     Ok(snap) => match image_using_snapshot(txn.as_mut(), &snap.region, &sid)?.or(
                         crate::storage::recycle_bin::binned_image_using_snapshot(
                             txn.as_mut(),
@@ -445,10 +449,10 @@ fn image_filter(i: &Item<ImageData>, name: &str, aliases: &HashMap<String, Strin
         "name" => s(i.name.as_deref().unwrap_or("")),
         "description" => d.description.iter().cloned().collect(),
         "owner-id" => s(&i.account),
-        "owner-alias" => aliases.get(&i.account).map(|a| s(a)).unwrap_or_default(),
-        "state" => s(&d.state),
-        "architecture" => s(&d.architecture),
-        "root-device-type" => s(&d.root_device_type),
+        "owner-alias" => aliases.get(&i.account).map(s).unwrap_or_default(),
+        "state" => s(d.state),
+        "architecture" => s(d.architecture),
+        "root-device-type" => s(d.root_device_type),
         "root-device-name" => s(&d.root_device_name),
         "virtualization-type" => s(&d.virtualization_type),
         "hypervisor" => s("xen"),

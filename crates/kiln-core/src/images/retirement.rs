@@ -19,7 +19,7 @@
 
 use chrono::{DateTime, Months, Utc};
 use kiln_meta::MetaTxn;
-use kiln_types::{format_time, Grantee, ResourceKind};
+use kiln_types::{format_time, Grantee, ImageState, ResourceKind};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::image::{parse_time, ImageData, Protection};
@@ -85,7 +85,7 @@ pub fn describe_view(
         .into_iter()
         .filter(|i| {
             let own = i.account == ctx.account;
-            if i.data.state == "disabled" {
+            if i.data.state == ImageState::Disabled {
                 return own && include.disabled;
             }
             own || include.deprecated || ids.contains(&i.id) || !i.data.lifecycle.deprecated_at(now)
@@ -184,15 +184,15 @@ impl Kiln {
     /// `DisableImage` (owner only): `disabled`, and private for good.
     pub fn disable_image(&self, ctx: &Ctx, id: &str) -> CoreResult<()> {
         self.change_owned_image(ctx, id, |image, _| {
-            match image.data.state.as_str() {
-                "available" | "disabled" => {}
+            match image.data.state {
+                ImageState::Available | ImageState::Disabled => {}
                 other => {
                     return Err(CoreError::ImageUnavailable(format!(
                         "The image '{id}' cannot be disabled in state {other}."
                     )))
                 }
             }
-            image.data.state = "disabled".into();
+            image.data.state = ImageState::Disabled;
             image.data.launch_permissions.clear();
             Ok(())
         })
@@ -201,15 +201,15 @@ impl Kiln {
     /// `EnableImage` (owner only): `available` again; its launch permissions stay empty.
     pub fn enable_image(&self, ctx: &Ctx, id: &str) -> CoreResult<()> {
         self.change_owned_image(ctx, id, |image, _| {
-            match image.data.state.as_str() {
-                "available" | "disabled" => {}
+            match image.data.state {
+                ImageState::Available | ImageState::Disabled => {}
                 other => {
                     return Err(CoreError::ImageUnavailable(format!(
                         "The image '{id}' cannot be enabled in state {other}."
                     )))
                 }
             }
-            image.data.state = "available".into();
+            image.data.state = ImageState::Available;
             Ok(())
         })
     }

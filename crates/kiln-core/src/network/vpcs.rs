@@ -3,7 +3,7 @@
 //! creation or start-up, so SDKs and tools that look them up find what AWS would give them.
 
 use kiln_meta::MetaTxn;
-use kiln_types::{Filter, Page, ResourceKind};
+use kiln_types::{Filter, InstanceState, Page, ResourceKind};
 
 use crate::error::{CoreError, CoreResult};
 use crate::network::regions::zone_id;
@@ -135,7 +135,7 @@ impl Kiln {
         // Every instance not yet terminated holds its private address.
         let mut in_use: std::collections::HashMap<String, u32> = Default::default();
         for inst in item::list::<crate::records::instance::InstanceData>(txn.as_mut(), ctx, None)? {
-            if inst.data.state != "terminated" {
+            if inst.data.state != InstanceState::Terminated {
                 *in_use.entry(inst.data.subnet_id).or_default() += 1;
             }
         }
@@ -154,12 +154,12 @@ impl Kiln {
             }
             match name {
                 "subnet-id" => Some(s(&n.id)),
-                "subnet-arn" => Some(s(&subnet_arn(n))),
+                "subnet-arn" => Some(s(subnet_arn(n))),
                 "vpc-id" => Some(s(&n.data.vpc_id)),
                 "cidr-block" | "cidr" | "cidrBlock" => Some(s(&n.data.cidr_block)),
                 "availability-zone" | "availabilityZone" => Some(s(&n.data.availability_zone)),
                 "availability-zone-id" | "availabilityZoneId" => Some(s(&n.data.availability_zone_id)),
-                "available-ip-address-count" => Some(s(&view.available_ips.to_string())),
+                "available-ip-address-count" => Some(s(view.available_ips.to_string())),
                 "default-for-az" | "defaultForAz" => Some(b(n.data.default_for_az)),
                 "map-public-ip-on-launch" => Some(b(n.data.map_public_ip_on_launch)),
                 "owner-id" => Some(s(&n.account)),

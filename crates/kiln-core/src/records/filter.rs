@@ -159,8 +159,8 @@ pub fn b(v: bool) -> Vec<String> {
 }
 
 /// One string value.
-pub fn s(v: &str) -> Vec<String> {
-    vec![v.to_string()]
+pub fn s(v: impl AsRef<str>) -> Vec<String> {
+    vec![v.as_ref().to_string()]
 }
 
 #[cfg(test)]

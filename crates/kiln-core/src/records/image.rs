@@ -4,8 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use kiln_meta::MetaTxn;
 use kiln_meta::Query;
-use kiln_types::BlockDeviceMapping;
-use kiln_types::{format_time, Grantee, ResourceKind};
+use kiln_types::{format_time, Architecture, BlockDeviceMapping, Grantee, ImageState, ResourceKind, RootDeviceType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
@@ -22,11 +21,11 @@ pub struct ImageData {
     /// Description.
     pub description: Option<String>,
     /// `x86_64`, `arm64`, `i386`, …
-    pub architecture: String,
+    pub architecture: Architecture,
     /// Root device name.
     pub root_device_name: String,
     /// `ebs` or `instance-store`.
-    pub root_device_type: String,
+    pub root_device_type: RootDeviceType,
     /// Block device mappings.
     pub block_device_mappings: Vec<BlockDeviceMapping>,
     /// `hvm` or `paravirtual`.
@@ -48,7 +47,7 @@ pub struct ImageData {
     /// Image location (instance-store images).
     pub image_location: Option<String>,
     /// `pending`, `available`, `failed`, `disabled`.
-    pub state: String,
+    pub state: ImageState,
     /// Launch permissions besides the owner.
     pub launch_permissions: Vec<Grantee>,
     /// `windows` or none (Linux/UNIX).
@@ -72,7 +71,7 @@ impl Body for ImageData {
     const KIND: ResourceKind = ResourceKind::Image;
 
     fn state(&self) -> &str {
-        &self.state
+        self.state.as_str()
     }
 
     fn grantees(&self) -> Option<Vec<String>> {

@@ -1,7 +1,7 @@
 //! An instance's record: what it was launched from, its devices, network and state.
 
 use base64::Engine;
-use kiln_types::ResourceKind;
+use kiln_types::{Architecture, InstanceState, ResourceKind, RootDeviceType, ShutdownBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::records::item::Body;
@@ -61,7 +61,7 @@ pub struct InstanceData {
     /// Instance type.
     pub instance_type: String,
     /// EC2 state name.
-    pub state: String,
+    pub state: InstanceState,
     /// Why it is in that state.
     pub state_reason: Option<Reason>,
     /// EC2's `stateTransitionReason` text.
@@ -93,17 +93,17 @@ pub struct InstanceData {
     /// Root device name.
     pub root_device_name: String,
     /// `ebs` or `instance-store`.
-    pub root_device_type: String,
+    pub root_device_type: RootDeviceType,
     /// Attached volumes.
     pub devices: Vec<InstanceDevice>,
     /// `stop` or `terminate`.
-    pub shutdown_behavior: String,
+    pub shutdown_behavior: ShutdownBehavior,
     /// Termination protection.
     pub disable_api_termination: bool,
     /// The launch's idempotency token.
     pub client_token: Option<String>,
     /// Architecture.
-    pub architecture: String,
+    pub architecture: Architecture,
     /// vCPUs given to the VM (see the scale-down policy in [`runtime`]).
     pub vcpus: u32,
     /// Memory given to the VM, MiB.
@@ -123,7 +123,7 @@ impl Body for InstanceData {
     const KIND: ResourceKind = ResourceKind::Instance;
 
     fn state(&self) -> &str {
-        &self.state
+        self.state.as_str()
     }
 }
 
@@ -143,19 +143,15 @@ impl InstanceData {
 
     /// The state's EC2 code.
     pub fn state_code(&self) -> u16 {
-        match self.state.as_str() {
-            "pending" => 0,
-            "running" => 16,
-            "shutting-down" => 32,
-            "terminated" => 48,
-            "stopping" => 64,
-            _ => 80,
-        }
+        self.state.code()
     }
 
     /// Whether the instance holds host resources (a VM, or memory reserved for one).
     pub fn is_active(&self) -> bool {
-        matches!(self.state.as_str(), "pending" | "running" | "stopping" | "shutting-down")
+        matches!(
+            self.state,
+            InstanceState::Pending | InstanceState::Running | InstanceState::Stopping | InstanceState::ShuttingDown
+        )
     }
 
     /// Decoded user data.

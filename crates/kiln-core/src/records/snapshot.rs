@@ -2,7 +2,7 @@
 
 use kiln_chunks::SnapshotIndex;
 use kiln_meta::MetaTxn;
-use kiln_types::{Grantee, ResourceKind};
+use kiln_types::{Grantee, ResourceKind, SnapshotState};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
@@ -19,7 +19,7 @@ pub struct SnapshotData {
     /// Description.
     pub description: String,
     /// `pending`, `completed`, `error`.
-    pub state: String,
+    pub state: SnapshotState,
     /// Progress, percent.
     pub progress: u8,
     /// When it started.
@@ -48,7 +48,7 @@ impl Body for SnapshotData {
     const KIND: ResourceKind = ResourceKind::Snapshot;
 
     fn state(&self) -> &str {
-        &self.state
+        self.state.as_str()
     }
 
     fn grantees(&self) -> Option<Vec<String>> {

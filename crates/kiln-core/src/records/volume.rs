@@ -1,6 +1,6 @@
 //! A volume's record, its attachment and its modifications.
 
-use kiln_types::ResourceKind;
+use kiln_types::{AttachmentState, ResourceKind, VolumeState, VolumeType};
 use serde::{Deserialize, Serialize};
 
 use crate::records::item::Body;
@@ -16,7 +16,7 @@ pub struct Attachment {
     /// Device name.
     pub device: String,
     /// `attaching`, `attached`, `detaching`.
-    pub state: String,
+    pub state: AttachmentState,
     /// Attach time.
     pub attach_time: String,
     /// Delete with the instance.
@@ -64,7 +64,7 @@ pub struct VolumeData {
     /// Size, GiB.
     pub size: i64,
     /// gp2, gp3, io1, io2, st1, sc1, standard.
-    pub volume_type: String,
+    pub volume_type: VolumeType,
     /// IOPS (provisioned, or gp2's baseline).
     pub iops: Option<i64>,
     /// Throughput, MiB/s (gp3).
@@ -82,7 +82,7 @@ pub struct VolumeData {
     /// Multi-attach.
     pub multi_attach_enabled: bool,
     /// `creating`, `available`, `in-use`, `deleting`, `error`.
-    pub state: String,
+    pub state: VolumeState,
     /// Attachments.
     pub attachments: Vec<Attachment>,
     /// Modifications, oldest first.
@@ -95,6 +95,6 @@ impl Body for VolumeData {
     const KIND: ResourceKind = ResourceKind::Volume;
 
     fn state(&self) -> &str {
-        &self.state
+        self.state.as_str()
     }
 }

@@ -10,9 +10,9 @@
 
 use base64::Engine;
 use kiln_chunks::{ChunkId, SnapshotIndex, BLOCK_SIZE};
-use kiln_types::{ResourceKind, Tag};
+use kiln_types::{ResourceKind, SnapshotState, Tag};
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{BlockArgument, CoreError, CoreResult};
 use crate::records::item::{self, Item};
 use crate::records::snapshot::{index_key, load_index, references, SnapshotData, NO_VOLUME};
 use crate::records::volume::GIB;
@@ -97,10 +97,10 @@ impl Kiln {
     /// `StartSnapshot`.
     pub fn ebs_start_snapshot(&self, ctx: &Ctx, spec: &StartSpec) -> CoreResult<Item<SnapshotData>> {
         if spec.volume_size < 1 || spec.volume_size > MAX_VOLUME_GIB {
-            return Err(CoreError::InvalidParameterValue(format!(
-                "VolumeSize must be between 1 and {MAX_VOLUME_GIB} GiB; got {}",
-                spec.volume_size
-            )));
+            return Err(CoreError::InvalidBlockArgument {
+                argument: BlockArgument::VolumeSize,
+                message: format!("VolumeSize must be between 1 and {MAX_VOLUME_GIB} GiB; got {}", spec.volume_size),
+            });
         }
         for t in &spec.tags {
             tags::validate_tag(t)?;
@@ -119,14 +119,17 @@ impl Kiln {
         let mut encrypted = spec.encrypted;
         if let Some(parent) = &spec.parent_snapshot_id {
             let p = visible_snapshot(txn.as_mut(), ctx, parent)?;
-            if p.data.state != "completed" {
+            if p.data.state != SnapshotState::Completed {
                 return Err(CoreError::IncorrectState(format!("The parent snapshot {parent} is not completed.")));
             }
             if p.data.volume_size > spec.volume_size {
-                return Err(CoreError::InvalidParameterValue(format!(
-                    "VolumeSize ({} GiB) is smaller than the parent snapshot's ({} GiB).",
-                    spec.volume_size, p.data.volume_size
-                )));
+                return Err(CoreError::InvalidBlockArgument {
+                    argument: BlockArgument::VolumeSize,
+                    message: format!(
+                        "VolumeSize ({} GiB) is smaller than the parent snapshot's ({} GiB).",
+                        spec.volume_size, p.data.volume_size
+                    ),
+                });
             }
             encrypted |= p.data.encrypted;
         }
@@ -139,7 +142,7 @@ impl Kiln {
                 volume_id: NO_VOLUME.into(),
                 volume_size: spec.volume_size,
                 description: spec.description.clone().unwrap_or_default(),
-                state: "pending".into(),
+                state: SnapshotState::Pending,
                 start_time: crate::now(),
                 encrypted,
                 parent_snapshot_id: spec.parent_snapshot_id.clone(),
@@ -157,7 +160,7 @@ impl Kiln {
 
     fn pending_direct(&self, txn: &mut dyn kiln_meta::MetaTxn, ctx: &Ctx, id: &str) -> CoreResult<Item<SnapshotData>> {
         let snap = item::get::<SnapshotData>(txn, ctx, id)?;
-        if !snap.data.direct || snap.data.state != "pending" {
+        if !snap.data.direct || snap.data.state != SnapshotState::Pending {
             return Err(CoreError::IncorrectState(format!(
                 "Snapshot {id} does not accept blocks: it is {} and {} written through the EBS direct API.",
                 snap.data.state,
@@ -182,11 +185,14 @@ impl Kiln {
         };
         let blocks = SnapshotIndex::block_count(snap.data.volume_size as u64 * GIB);
         if index >= blocks {
-            return Err(CoreError::InvalidParameterValue(format!(
-                "Block index {index} is beyond the end of the {} GiB volume (last block {}).",
-                snap.data.volume_size,
-                blocks - 1
-            )));
+            return Err(CoreError::InvalidBlockArgument {
+                argument: BlockArgument::Index,
+                message: format!(
+                    "Block index {index} is beyond the end of the {} GiB volume (last block {}).",
+                    snap.data.volume_size,
+                    blocks - 1
+                ),
+            });
         }
         let store = self.storage.chunks(&snap.region)?;
         let _guard = store.insert_guard();
@@ -217,10 +223,10 @@ impl Kiln {
         let mut snap = self.pending_direct(txn.as_mut(), ctx, snapshot_id)?;
         let uploads = txn.blobs_with_prefix(&upload_prefix(snapshot_id))?;
         if changed_blocks != uploads.len() as i64 {
-            return Err(CoreError::InvalidParameterValue(format!(
-                "ChangedBlocksCount is {changed_blocks} but {} blocks were written.",
-                uploads.len()
-            )));
+            return Err(CoreError::InvalidBlockArgument {
+                argument: BlockArgument::ChangedBlocksCount,
+                message: format!("ChangedBlocksCount is {changed_blocks} but {} blocks were written.", uploads.len()),
+            });
         }
         let size = snap.data.volume_size as u64 * GIB;
         let mut blocks: Vec<Option<ChunkId>> = match &snap.data.parent_snapshot_id {
@@ -242,7 +248,7 @@ impl Kiln {
         txn.add_chunk_refs(&snap.region, &inherited, 1, unix_now())?;
         let index = SnapshotIndex::from_blocks(size, blocks).map_err(|e| CoreError::Internal(e.to_string()))?;
         txn.put_blob(&index_key(snapshot_id), &index.encode())?;
-        snap.data.state = "completed".into();
+        snap.data.state = SnapshotState::Completed;
         snap.data.progress = 100;
         snap.data.completion_time = Some(crate::now());
         snap.data.full_size_bytes = index.blocks().iter().filter(|b| b.is_some()).count() as u64 * BLOCK_SIZE as u64;
@@ -255,7 +261,7 @@ impl Kiln {
     fn completed_index(&self, ctx: &Ctx, id: &str) -> CoreResult<(Item<SnapshotData>, SnapshotIndex)> {
         let mut txn = self.store.read()?;
         let snap = visible_snapshot(txn.as_mut(), ctx, id)?;
-        if snap.data.state != "completed" {
+        if snap.data.state != SnapshotState::Completed {
             return Err(CoreError::IncorrectState(format!("Snapshot {id} is not completed.")));
         }
         Ok((snap, load_index(txn.as_mut(), id)?))
@@ -327,12 +333,15 @@ impl Kiln {
     /// `GetSnapshotBlock`: the block's bytes, verified against their chunk id.
     pub fn ebs_get_block(&self, ctx: &Ctx, id: &str, index: u64, token: &str) -> CoreResult<Vec<u8>> {
         let (snap, snapshot_index) = self.completed_index(ctx, id)?;
-        let (token_index, chunk) = parse_block_token(token)
-            .ok_or_else(|| CoreError::InvalidParameterValue("The block token is invalid.".into()))?;
+        let (token_index, chunk) = parse_block_token(token).ok_or_else(|| CoreError::InvalidBlockArgument {
+            argument: BlockArgument::Token,
+            message: "The block token is invalid.".into(),
+        })?;
         if token_index != index || snapshot_index.get(index) != Some(chunk) {
-            return Err(CoreError::InvalidParameterValue(format!(
-                "The block token does not belong to block {index} of snapshot {id}."
-            )));
+            return Err(CoreError::InvalidBlockArgument {
+                argument: BlockArgument::Token,
+                message: format!("The block token does not belong to block {index} of snapshot {id}."),
+            });
         }
         self.storage.chunks(&snap.region)?.read(&chunk).map_err(|e| CoreError::Storage(e.to_string()))
     }

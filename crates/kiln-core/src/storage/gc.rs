@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use kiln_chunks::ChunkId;
 use kiln_meta::Query;
-use kiln_types::ResourceKind;
+use kiln_types::{ResourceKind, SnapshotState, VolumeState};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::item::Item;
@@ -70,14 +70,14 @@ impl Kiln {
         drop(txn);
         for rec in volumes {
             let v = Item::<VolumeData>::from_record(rec)?;
-            if v.data.state == "creating" {
+            if v.data.state == VolumeState::Creating {
                 tracing::info!(volume = %v.id, "resuming volume creation");
                 self.start_volume_build(v);
             }
         }
         for rec in snapshots {
             let s = Item::<SnapshotData>::from_record(rec)?;
-            if s.data.state == "pending" && s.data.volume_id != crate::records::snapshot::NO_VOLUME {
+            if s.data.state == SnapshotState::Pending && s.data.volume_id != crate::records::snapshot::NO_VOLUME {
                 tracing::info!(snapshot = %s.id, "resuming snapshot");
                 self.start_snapshot_job(s);
             }

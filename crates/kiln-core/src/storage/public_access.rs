@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use kiln_meta::MetaTxn;
-use kiln_types::Grantee;
+use kiln_types::{Grantee, ImageState};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::image::ImageData;
@@ -49,7 +49,7 @@ pub(crate) fn check_image_sharing(txn: &mut dyn MetaTxn, image: &Item<ImageData>
     if add.is_empty() {
         return Ok(());
     }
-    if image.data.state == "disabled" {
+    if image.data.state == ImageState::Disabled {
         return Err(CoreError::ImageUnavailable(format!(
             "The image '{}' is disabled and cannot be shared. Enable it with EnableImage first.",
             image.id

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kiln_chunks::SnapshotIndex;
 use kiln_meta::MetaTxn;
-use kiln_types::{Filter, Grantee, Page, ResourceKind, TagSpecification};
+use kiln_types::{Filter, Grantee, Page, ResourceKind, SnapshotState, TagSpecification, VolumeState};
 
 use crate::error::{CoreError, CoreResult};
 use crate::records::filter::{apply, b, s};
@@ -84,7 +84,7 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let vol = item::get::<VolumeData>(txn.as_mut(), ctx, volume_id)?;
         // A volume still `creating` has no writes yet: the snapshot waits for its file.
-        if !matches!(vol.data.state.as_str(), "available" | "in-use" | "creating") {
+        if !matches!(vol.data.state, VolumeState::Available | VolumeState::InUse | VolumeState::Creating) {
             return Err(CoreError::IncorrectState(format!("The volume '{volume_id}' is in state {}.", vol.data.state)));
         }
         let mut snap = Item::new(
@@ -96,7 +96,7 @@ impl Kiln {
                 volume_id: vol.id.clone(),
                 volume_size: vol.data.size,
                 description: description.unwrap_or("").to_string(),
-                state: "pending".into(),
+                state: SnapshotState::Pending,
                 progress: 0,
                 start_time: crate::now(),
                 encrypted: vol.data.encrypted,
@@ -152,7 +152,7 @@ impl Kiln {
                 return Err(CoreError::Internal(format!("volume {} no longer exists", snap.data.volume_id)));
             };
             let vol = Item::<VolumeData>::from_record(rec)?;
-            if vol.data.state == "error" {
+            if vol.data.state == VolumeState::Error {
                 return Err(CoreError::Internal(format!("volume {} could not be created", vol.id)));
             }
             let base = vol.data.snapshot_id.as_deref().map(|b| load_index(txn.as_mut(), b)).transpose()?;
@@ -177,7 +177,7 @@ impl Kiln {
                 let mut s = Item::<SnapshotData>::from_record(rec)?;
                 txn.add_chunk_refs(&vol.region, &references(index), 1, unix_now())?;
                 txn.put_blob(&index_key(&snap_id), &index.encode())?;
-                s.data.state = "completed".into();
+                s.data.state = SnapshotState::Completed;
                 s.data.progress = 100;
                 s.data.completion_time = Some(crate::now());
                 s.data.full_size_bytes =
@@ -193,7 +193,7 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(id)? else { return Ok(()) };
         let mut s = Item::<SnapshotData>::from_record(rec)?;
-        if s.data.state == "pending" && pct > s.data.progress {
+        if s.data.state == SnapshotState::Pending && pct > s.data.progress {
             s.data.progress = pct.min(99);
             s.save(txn.as_mut())?;
             txn.commit()?;
@@ -205,7 +205,7 @@ impl Kiln {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(id)? else { return Ok(()) };
         let mut s = Item::<SnapshotData>::from_record(rec)?;
-        s.data.state = "error".into();
+        s.data.state = SnapshotState::Error;
         s.data.state_message = Some(message.to_string());
         s.save(txn.as_mut())?;
         txn.commit()?;
@@ -266,11 +266,11 @@ impl Kiln {
             Some(match name {
                 "snapshot-id" => s(&sn.id),
                 "volume-id" => s(&d.volume_id),
-                "volume-size" => s(&d.volume_size.to_string()),
+                "volume-size" => s(d.volume_size.to_string()),
                 "owner-id" => s(&sn.account),
-                "owner-alias" => aliases.get(&sn.account).map(|a| s(a)).unwrap_or_default(),
-                "status" => s(&d.state),
-                "progress" => s(&format!("{}%", d.progress)),
+                "owner-alias" => aliases.get(&sn.account).map(s).unwrap_or_default(),
+                "status" => s(d.state),
+                "progress" => s(format!("{}%", d.progress)),
                 "start-time" => s(&d.start_time),
                 "description" => s(&d.description),
                 "encrypted" => b(d.encrypted),
@@ -292,7 +292,7 @@ impl Kiln {
         if let Some(image) = user {
             return Err(CoreError::SnapshotInUse { snapshot: id.to_string(), image });
         }
-        if snap.data.state == "pending" {
+        if snap.data.state == SnapshotState::Pending {
             return Err(CoreError::IncorrectState(format!("Snapshot '{id}' is still pending.")));
         }
         let binned = self.remove_snapshot(txn.as_mut(), &snap)?;
@@ -373,7 +373,7 @@ impl Kiln {
         let tags = tags::from_specs(specs, ResourceKind::Snapshot)?;
         let mut txn = self.store.begin()?;
         let src = visible_snapshot(txn.as_mut(), ctx, source_id)?;
-        if src.data.state != "completed" {
+        if src.data.state != SnapshotState::Completed {
             return Err(CoreError::IncorrectState(format!("Snapshot '{source_id}' is not completed.")));
         }
         let bytes = index_bytes(txn.as_mut(), &src.id)?;
@@ -399,7 +399,7 @@ impl Kiln {
                         }
                     )
                 }),
-                state: "completed".into(),
+                state: SnapshotState::Completed,
                 progress: 100,
                 start_time: now.clone(),
                 completion_time: Some(now),

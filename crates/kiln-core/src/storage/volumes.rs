@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-use kiln_types::{Filter, Page, ResourceKind};
+use kiln_types::{Filter, Page, ResourceKind, SnapshotState, VolumeState};
 
 use crate::error::{CoreError, CoreResult};
 use crate::network::regions::zones_of;
@@ -189,7 +189,7 @@ pub fn check_encryption(encrypted: Option<bool>, kms_key_id: Option<&str>) -> Co
 /// The snapshot a volume may be created from: the caller's own, or one shared with it.
 pub fn restorable_snapshot(txn: &mut dyn kiln_meta::MetaTxn, ctx: &Ctx, id: &str) -> CoreResult<Item<SnapshotData>> {
     let snap = snapshots::visible_snapshot(txn, ctx, id)?;
-    if snap.data.state != "completed" {
+    if snap.data.state != SnapshotState::Completed {
         return Err(CoreError::IncorrectState(format!(
             "Snapshot '{id}' is not completed (state: {}).",
             snap.data.state
@@ -259,7 +259,7 @@ impl Kiln {
             tags,
             VolumeData {
                 size,
-                volume_type,
+                volume_type: crate::error::named(&volume_type)?,
                 iops,
                 throughput,
                 availability_zone: zone.name.clone(),
@@ -268,7 +268,7 @@ impl Kiln {
                 encrypted,
                 kms_key_id: spec.kms_key_id.clone(),
                 multi_attach_enabled: spec.multi_attach_enabled,
-                state: "creating".into(),
+                state: VolumeState::Creating,
                 ..Default::default()
             },
         );
@@ -301,10 +301,10 @@ impl Kiln {
     fn finish_volume_build(&self, vol: &Item<VolumeData>) {
         let result = self.build_volume(vol);
         let (state, message) = match result {
-            Ok(()) => ("available", None),
+            Ok(()) => (VolumeState::Available, None),
             Err(e) => {
                 tracing::warn!(volume = %vol.id, error = %e, "volume creation failed");
-                ("error", Some("The volume could not be created.".to_string()))
+                (VolumeState::Error, Some("The volume could not be created.".to_string()))
             }
         };
         match self.set_volume_state(vol, state, message) {
@@ -332,11 +332,16 @@ impl Kiln {
     }
 
     /// Records a build's outcome; false when the volume was deleted meanwhile.
-    fn set_volume_state(&self, vol: &Item<VolumeData>, state: &str, message: Option<String>) -> CoreResult<bool> {
+    fn set_volume_state(
+        &self,
+        vol: &Item<VolumeData>,
+        state: VolumeState,
+        message: Option<String>,
+    ) -> CoreResult<bool> {
         let mut txn = self.store.begin()?;
         let Some(rec) = txn.get(&vol.id)? else { return Ok(false) };
         let mut v = Item::<VolumeData>::from_record(rec)?;
-        v.data.state = state.to_string();
+        v.data.state = state;
         v.data.state_message = message;
         v.save(txn.as_mut())?;
         txn.commit()?;
@@ -359,19 +364,19 @@ impl Kiln {
             let att = |f: &dyn Fn(&Attachment) -> String| d.attachments.iter().map(f).collect::<Vec<_>>();
             Some(match name {
                 "volume-id" => s(&v.id),
-                "size" => s(&d.size.to_string()),
+                "size" => s(d.size.to_string()),
                 "snapshot-id" => d.snapshot_id.iter().cloned().collect(),
                 "availability-zone" => s(&d.availability_zone),
                 "availability-zone-id" => s(&d.availability_zone_id),
-                "status" => s(&d.state),
-                "volume-type" => s(&d.volume_type),
+                "status" => s(d.state),
+                "volume-type" => s(d.volume_type),
                 "create-time" => s(&v.created_at),
                 "encrypted" => b(d.encrypted),
                 "multi-attach-enabled" => b(d.multi_attach_enabled),
                 "fast-restored" => b(false),
                 "attachment.instance-id" => att(&|a| a.instance_id.clone()),
                 "attachment.device" => att(&|a| a.device.clone()),
-                "attachment.status" => att(&|a| a.state.clone()),
+                "attachment.status" => att(&|a| a.state.as_str().to_string()),
                 "attachment.attach-time" => att(&|a| a.attach_time.clone()),
                 "attachment.delete-on-termination" => att(&|a| a.delete_on_termination.to_string()),
                 _ => return None,
@@ -384,7 +389,7 @@ impl Kiln {
     pub fn delete_volume(&self, ctx: &Ctx, id: &str) -> CoreResult<()> {
         let mut txn = self.store.begin()?;
         let vol = item::get::<VolumeData>(txn.as_mut(), ctx, id)?;
-        if !vol.data.attachments.is_empty() || vol.data.state == "in-use" {
+        if !vol.data.attachments.is_empty() || vol.data.state == VolumeState::InUse {
             return Err(CoreError::VolumeInUse(id.to_string()));
         }
         txn.delete(&vol.id)?;
@@ -409,7 +414,7 @@ impl Kiln {
         let volume_type = volume_type.as_deref();
         let mut txn = self.store.begin()?;
         let mut vol = item::get::<VolumeData>(txn.as_mut(), ctx, id)?;
-        if vol.data.state != "available" && vol.data.state != "in-use" {
+        if vol.data.state != VolumeState::Available && vol.data.state != VolumeState::InUse {
             return Err(CoreError::IncorrectState(format!("Volume '{id}' is in state {}.", vol.data.state)));
         }
         if size.is_none() && volume_type.is_none() && iops.is_none() && throughput.is_none() && multi_attach.is_none() {
@@ -423,7 +428,7 @@ impl Kiln {
                 d.size
             )));
         }
-        let target_type = volume_type.unwrap_or(&d.volume_type).to_string();
+        let target_type = volume_type.unwrap_or(d.volume_type.as_str()).to_string();
         let keep_iops =
             if volume_type.is_some() && volume_type != Some(d.volume_type.as_str()) { None } else { d.iops };
         let keep_tp =
@@ -437,7 +442,7 @@ impl Kiln {
             state: "completed".into(),
             original_size: d.size,
             target_size,
-            original_type: d.volume_type.clone(),
+            original_type: d.volume_type.as_str().to_string(),
             target_type: target_type.clone(),
             original_iops: d.iops,
             target_iops: new_iops,
@@ -456,7 +461,7 @@ impl Kiln {
             self.storage.grow(&vol.region, &vol.id, target_size as u64 * GIB)?;
         }
         vol.data.size = target_size;
-        vol.data.volume_type = target_type;
+        vol.data.volume_type = crate::error::named(&target_type)?;
         vol.data.iops = new_iops;
         vol.data.throughput = new_tp;
         vol.data.multi_attach_enabled = target_multi;
@@ -485,9 +490,9 @@ impl Kiln {
             Some(match name {
                 "volume-id" => s(id),
                 "modification-state" => s(&m.state),
-                "target-size" => s(&m.target_size.to_string()),
+                "target-size" => s(m.target_size.to_string()),
                 "target-volume-type" => s(&m.target_type),
-                "original-size" => s(&m.original_size.to_string()),
+                "original-size" => s(m.original_size.to_string()),
                 "original-volume-type" => s(&m.original_type),
                 "start-time" => s(&m.start_time),
                 _ => return None,

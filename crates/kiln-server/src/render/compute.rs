@@ -1,10 +1,10 @@
 //! Instances and reservations to EC2 XML (element names from botocore's `Instance` shape).
 
-use kiln_core::compute::launch::{AttributeValue, Reservation, StateChangeRow};
-
+use kiln_core::compute::{AttributeValue, Reservation, StateChangeRow};
 use kiln_core::records::instance::{GroupRef, InstanceData};
 use kiln_core::records::item::Item;
 use kiln_ec2::xml::XmlWriter;
+use kiln_types::InstanceState;
 
 use super::tag_set;
 
@@ -25,10 +25,10 @@ pub fn reservation(w: &mut XmlWriter, r: &Reservation) {
 /// One `Instance`.
 pub fn instance(w: &mut XmlWriter, i: &Item<InstanceData>) {
     let d = &i.data;
-    let terminated = d.state == "terminated";
+    let terminated = d.state == InstanceState::Terminated;
     let private_dns = if terminated { String::new() } else { d.private_dns_name(&i.region) };
     w.text("instanceId", &i.id).text("imageId", &d.image_id);
-    w.start("instanceState").num("code", d.state_code()).text("name", &d.state).end();
+    w.start("instanceState").num("code", d.state_code()).text("name", d.state.as_str()).end();
     w.text("privateDnsName", &private_dns).text("dnsName", "").text("reason", &d.transition_reason);
     w.opt("keyName", d.key_name.as_deref());
     w.num("amiLaunchIndex", d.launch_index);
@@ -48,11 +48,11 @@ pub fn instance(w: &mut XmlWriter, i: &Item<InstanceData>) {
     group_set(w, &d.groups);
     if let Some(r) = &d.state_reason {
         w.start("stateReason").text("code", &r.code).text("message", &r.message).end();
-    } else if d.state == "pending" {
+    } else if d.state == InstanceState::Pending {
         w.start("stateReason").text("code", "pending").text("message", "pending").end();
     }
-    w.text("architecture", &d.architecture)
-        .text("rootDeviceType", &d.root_device_type)
+    w.text("architecture", d.architecture.as_str())
+        .text("rootDeviceType", d.root_device_type.as_str())
         .text("rootDeviceName", &d.root_device_name);
     w.list("blockDeviceMapping", &d.devices, |w, dev| {
         w.text("deviceName", &dev.device_name);
@@ -121,18 +121,18 @@ pub fn instance(w: &mut XmlWriter, i: &Item<InstanceData>) {
 /// One `InstanceStateChange`.
 pub fn state_change(w: &mut XmlWriter, c: &StateChangeRow) {
     w.text("instanceId", &c.instance_id);
-    w.start("currentState").num("code", c.current.0).text("name", &c.current.1).end();
-    w.start("previousState").num("code", c.previous.0).text("name", &c.previous.1).end();
+    w.start("currentState").num("code", c.current.0).text("name", c.current.1.as_str()).end();
+    w.start("previousState").num("code", c.previous.0).text("name", c.previous.1.as_str()).end();
 }
 
 /// One `InstanceStatus`.
 pub fn instance_status(w: &mut XmlWriter, i: &Item<InstanceData>) {
     let d = &i.data;
     w.text("instanceId", &i.id).text("availabilityZone", &d.availability_zone);
-    w.start("instanceState").num("code", d.state_code()).text("name", &d.state).end();
-    let status = match d.state.as_str() {
-        "running" => "ok",
-        "pending" => "initializing",
+    w.start("instanceState").num("code", d.state_code()).text("name", d.state.as_str()).end();
+    let status = match d.state {
+        InstanceState::Running => "ok",
+        InstanceState::Pending => "initializing",
         _ => "not-applicable",
     };
     for name in ["systemStatus", "instanceStatus"] {

@@ -5,7 +5,7 @@ use kiln_core::records::item::Item;
 use kiln_core::records::snapshot::SnapshotData;
 use kiln_core::records::volume::{Attachment, Modification, VolumeData};
 use kiln_ec2::xml::XmlWriter;
-use kiln_types::{BlockDeviceMapping, Grantee};
+use kiln_types::{BlockDeviceMapping, Grantee, SnapshotState};
 
 use super::{tag_set, tag_set_always};
 
@@ -26,10 +26,10 @@ fn volume_with(w: &mut XmlWriter, v: &Item<VolumeData>, tags: fn(&mut XmlWriter,
         .text("snapshotId", d.snapshot_id.as_deref().unwrap_or(""))
         .text("availabilityZone", &d.availability_zone)
         .text("availabilityZoneId", &d.availability_zone_id)
-        .text("status", &d.state)
+        .text("status", d.state.as_str())
         .text("createTime", &v.created_at);
     w.list("attachmentSet", &d.attachments, |w, a| attachment(w, &v.id, a));
-    w.text("volumeType", &d.volume_type);
+    w.text("volumeType", d.volume_type.as_str());
     if let Some(i) = d.iops {
         w.num("iops", i);
     }
@@ -46,7 +46,7 @@ pub fn attachment(w: &mut XmlWriter, volume_id: &str, a: &Attachment) {
     w.text("volumeId", volume_id)
         .text("instanceId", &a.instance_id)
         .text("device", &a.device)
-        .text("status", &a.state)
+        .text("status", a.state.as_str())
         .text("attachTime", &a.attach_time)
         .bool("deleteOnTermination", a.delete_on_termination);
 }
@@ -96,7 +96,7 @@ fn snapshot_with(
     let d = &s.data;
     w.text("snapshotId", &s.id)
         .text("volumeId", &d.volume_id)
-        .text("status", &d.state)
+        .text("status", d.state.as_str())
         .opt("statusMessage", d.state_message.as_deref())
         .text("startTime", &d.start_time)
         .opt("completionTime", d.completion_time.as_deref())
@@ -107,7 +107,7 @@ fn snapshot_with(
         .text("description", &d.description)
         .bool("encrypted", d.encrypted)
         .text("storageTier", "standard");
-    if d.state == "completed" {
+    if d.state == SnapshotState::Completed {
         w.num("fullSnapshotSizeInBytes", d.full_size_bytes);
     }
     tags(w, &s.tags);
@@ -120,7 +120,7 @@ pub fn snapshot_info(w: &mut XmlWriter, s: &Item<SnapshotData>) {
     tag_set_always(w, &s.tags);
     w.bool("encrypted", d.encrypted)
         .text("volumeId", &d.volume_id)
-        .text("state", &d.state)
+        .text("state", d.state.as_str())
         .num("volumeSize", d.volume_size)
         .text("startTime", &d.start_time)
         .text("progress", &format!("{}%", d.progress))
@@ -168,11 +168,11 @@ pub fn image(w: &mut XmlWriter, i: &Item<ImageData>, owner_alias: Option<&str>) 
             "imageLocation",
             d.image_location.as_deref().or(Some(&format!("{}/{}", i.account, i.name.as_deref().unwrap_or("")))),
         )
-        .text("imageState", &d.state)
+        .text("imageState", d.state.as_str())
         .text("imageOwnerId", &i.account)
         .text("creationDate", &i.created_at)
         .bool("isPublic", d.is_public())
-        .text("architecture", &d.architecture)
+        .text("architecture", d.architecture.as_str())
         .text("imageType", "machine")
         .opt("kernelId", d.kernel_id.as_deref())
         .opt("ramdiskId", d.ramdisk_id.as_deref())
@@ -182,7 +182,7 @@ pub fn image(w: &mut XmlWriter, i: &Item<ImageData>, owner_alias: Option<&str>) 
         .text("usageOperation", if d.platform.is_some() { "RunInstances:0002" } else { "RunInstances" })
         .opt("name", i.name.as_deref())
         .opt("description", d.description.as_deref())
-        .text("rootDeviceType", &d.root_device_type)
+        .text("rootDeviceType", d.root_device_type.as_str())
         .text("rootDeviceName", &d.root_device_name);
     w.list("blockDeviceMapping", &d.block_device_mappings, mapping);
     w.text("virtualizationType", &d.virtualization_type).text("hypervisor", "xen");

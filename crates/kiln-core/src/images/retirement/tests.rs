@@ -148,7 +148,7 @@ fn image_item(id: &str, owner: &str, state: &str, deprecation: Option<&str>) -> 
         id: id.into(),
         account: owner.into(),
         data: ImageData {
-            state: state.into(),
+            state: state.parse().unwrap(),
             lifecycle: ImageLifecycle {
                 deprecation_time: deprecation.map(str::to_string),
                 last_launched_time: Some("2026-01-01T00:00:00.000Z".into()),
@@ -295,7 +295,7 @@ fn disabled_images_are_private_hidden_and_unshareable() {
     k.disable_image(&ctx(A), &image).unwrap();
     k.disable_image(&ctx(A), &image).unwrap();
     let d = stored(k, &image).data;
-    assert_eq!(d.state, "disabled");
+    assert_eq!(d.state, ImageState::Disabled);
     assert!(d.launch_permissions.is_empty());
 
     assert!(listed(k, A, &[], Include::default()).is_empty());
@@ -308,7 +308,7 @@ fn disabled_images_are_private_hidden_and_unshareable() {
 
     k.enable_image(&ctx(A), &image).unwrap();
     let d = stored(k, &image).data;
-    assert_eq!(d.state, "available");
+    assert_eq!(d.state, ImageState::Available);
     assert!(d.launch_permissions.is_empty(), "shares do not come back");
     assert_eq!(listed(k, A, &[], Include::default()), one(&image));
     share(k, A, &image, Grantee::Account(B.into()));
