@@ -312,6 +312,28 @@ fn query_suite(store: &dyn MetaStore) {
         .find(&Query { visible_to: Some(visible), ids: std::slice::from_ref(&r.id), ..base.clone() })
         .unwrap()
         .is_empty());
+    // Counts of an owner's records per kind and region (what quotas ask) follow inserts,
+    // state changes and deletes.
+    let owner_count = |t: &mut Box<dyn crate::MetaTxn + '_>, account: &str, states: &[String]| {
+        let q = Query { account: Some(account), states, ..base.clone() };
+        let expected =
+            t.find(&Query { account: None, ..q.clone() }).unwrap().iter().filter(|r| r.account == account).count();
+        assert_eq!(t.count(&q).unwrap(), expected as u64, "count of {q:?}");
+        expected
+    };
+    let failed_only = vec!["failed".to_string()];
+    let before = owner_count(&mut t, a, &[]);
+    let failed_before = owner_count(&mut t, a, &failed_only);
+    t.insert(&image(41, a)).unwrap();
+    let mut r = t.get(&image(2, a).id).unwrap().unwrap();
+    r.state = "failed".into();
+    t.update(&r).unwrap();
+    assert_eq!(owner_count(&mut t, a, &[]), before + 1);
+    assert_eq!(owner_count(&mut t, a, &failed_only), failed_before + 1);
+    assert!(t.delete(&image(41, a).id).unwrap());
+    assert_eq!(owner_count(&mut t, a, &[]), before);
+    assert_eq!(owner_count(&mut t, b, &[]), 19);
+    assert_eq!(t.count(&Query { account: Some("999999999999"), ..base.clone() }).unwrap(), 0);
     t.commit().unwrap();
 }
 
@@ -360,6 +382,14 @@ fn a_version_3_database_is_migrated_in_place() {
     let found = t.find(&Query { tags: &blue, ..Default::default() }).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].tags, vec![Tag { key: "team".into(), value: "blue".into() }]);
+    // Its records are counted in: the owner's count is read from the counters.
+    let mine = Query {
+        kind: Some(ResourceKind::Image),
+        account: Some("111111111111"),
+        region: Some("us-east-1"),
+        ..Default::default()
+    };
+    assert_eq!(t.count(&mine).unwrap(), 1);
     assert_eq!(SqliteStore::schema_version(), crate::sqlite::migrations().len() as i64);
 }
 
