@@ -702,7 +702,9 @@ fn where_clause(q: &Query<'_>) -> (String, Vec<Value>) {
     if !q.names.is_empty() {
         clauses.push(any_pattern("name", q.names, &mut args));
     }
-    for cond in q.tags {
+    // The first tag condition drives the query as a set of rows; each further one is checked
+    // per candidate on the (seq, key) primary key, so a broad second tag costs nothing.
+    for (i, cond) in q.tags.iter().enumerate() {
         let mut parts = Vec::new();
         if !cond.keys.is_empty() {
             parts.push(any_pattern("key", &cond.keys, &mut args));
@@ -710,8 +712,13 @@ fn where_clause(q: &Query<'_>) -> (String, Vec<Value>) {
         if !cond.values.is_empty() {
             parts.push(any_pattern("value", &cond.values, &mut args));
         }
-        let filter = if parts.is_empty() { String::new() } else { format!(" WHERE {}", parts.join(" AND ")) };
-        clauses.push(format!("seq IN (SELECT seq FROM resource_tags{filter})"));
+        if i == 0 {
+            let filter = if parts.is_empty() { String::new() } else { format!(" WHERE {}", parts.join(" AND ")) };
+            clauses.push(format!("seq IN (SELECT seq FROM resource_tags{filter})"));
+        } else {
+            parts.insert(0, "t.seq = resources.seq".into());
+            clauses.push(format!("EXISTS (SELECT 1 FROM resource_tags t WHERE {})", parts.join(" AND ")));
+        }
     }
     if let Some(v) = q.visible_to {
         args.push(Value::Text(v.account.to_owned()));
