@@ -147,12 +147,11 @@ impl Kiln {
             }
             InstanceChange::DisableApiTermination(v) => inst.data.disable_api_termination = *v,
             InstanceChange::ShutdownBehavior(v) => {
-                if !matches!(v.as_str(), "stop" | "terminate") {
-                    return Err(CoreError::InvalidParameterValue(format!(
+                inst.data.shutdown_behavior = v.parse().map_err(|_| {
+                    CoreError::InvalidParameterValue(format!(
                         "Value ({v}) for parameter instanceInitiatedShutdownBehavior is invalid."
-                    )));
-                }
-                inst.data.shutdown_behavior = crate::error::named(v)?;
+                    ))
+                })?;
             }
             InstanceChange::Groups(ids) => {
                 let mut groups = Vec::new();

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use base64::Engine;
 use kiln_meta::{MetaTxn, Query};
 use kiln_types::{
-    AttachmentState, BlockDeviceMapping, ImageState, InstanceState, ResourceKind, RunInstancesSpec, Tag,
-    TagSpecification, VolumeState,
+    AttachmentState, BlockDeviceMapping, ImageState, InstanceState, ResourceKind, RunInstancesSpec, ShutdownBehavior,
+    Tag, TagSpecification, VolumeState,
 };
 
 use crate::error::{CoreError, CoreResult};
@@ -143,12 +143,14 @@ impl Kiln {
             .get(&type_name)
             .ok_or_else(|| CoreError::InvalidParameterValue(format!("Invalid value '{type_name}' for InstanceType.")))?
             .clone();
-        let shutdown_behavior = spec.shutdown_behavior.clone().unwrap_or_else(|| "stop".into());
-        if !matches!(shutdown_behavior.as_str(), "stop" | "terminate") {
-            return Err(CoreError::InvalidParameterValue(format!(
-                "Value ({shutdown_behavior}) for parameter instanceInitiatedShutdownBehavior is invalid. Expected: 'stop', 'terminate'."
-            )));
-        }
+        let shutdown_behavior = match spec.shutdown_behavior.as_deref() {
+            None => ShutdownBehavior::Stop,
+            Some(v) => v.parse().map_err(|_| {
+                CoreError::InvalidParameterValue(format!(
+                    "Value ({v}) for parameter instanceInitiatedShutdownBehavior is invalid. Expected: 'stop', 'terminate'."
+                ))
+            })?,
+        };
         if spec.private_ip_address.is_some() && spec.max_count > 1 {
             return Err(CoreError::InvalidParameterCombination(
                 "Cannot specify PrivateIpAddress when launching more than one instance.".into(),
@@ -380,7 +382,7 @@ impl Kiln {
                     user_data: user_data.clone(),
                     root_device_name: image.data.root_device_name.clone(),
                     root_device_type,
-                    shutdown_behavior: crate::error::named(&shutdown_behavior)?,
+                    shutdown_behavior,
                     disable_api_termination: spec.disable_api_termination.unwrap_or(false),
                     client_token: spec.client_token.clone(),
                     architecture: image.data.architecture,

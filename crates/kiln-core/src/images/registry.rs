@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use kiln_meta::{MetaTxn, Query};
 use kiln_types::{
-    BlockDeviceMapping, Filter, Grantee, ImageState, Page, RegisterImageSpec, ResourceKind, SnapshotState,
+    Architecture, BlockDeviceMapping, Filter, Grantee, ImageState, Page, RegisterImageSpec, ResourceKind,
+    RootDeviceType, SnapshotState, UnknownName,
 };
 
 use crate::error::{CoreError, CoreResult};
@@ -68,12 +69,15 @@ impl Kiln {
             return Err(CoreError::InvalidParameterValue("Image descriptions are limited to 255 characters".into()));
         }
         let tags = tags::from_specs(&spec.tag_specs, ResourceKind::Image)?;
-        let architecture = one_of(
-            "architecture",
-            spec.architecture.as_deref(),
-            &["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"],
-            "x86_64",
-        )?;
+        let architecture = match spec.architecture.as_deref() {
+            None => Architecture::X86_64,
+            Some(v) => v.parse().map_err(|e: UnknownName| {
+                CoreError::InvalidParameterValue(format!(
+                    "Value ({v}) for parameter architecture is invalid. Valid values: {}",
+                    e.allowed
+                ))
+            })?,
+        };
         let virtualization_type =
             one_of("virtualizationType", spec.virtualization_type.as_deref(), &["hvm", "paravirtual"], "hvm")?;
         if let Some(m) = &spec.boot_mode {
@@ -137,7 +141,7 @@ impl Kiln {
                     )));
                 };
                 self.launchable_snapshot(txn.as_mut(), ctx, sid)?;
-                ("instance-store".to_string(), spec.root_device_name.clone().unwrap_or_else(|| "/dev/sda1".into()))
+                (RootDeviceType::InstanceStore, spec.root_device_name.clone().unwrap_or_else(|| "/dev/sda1".into()))
             }
             None => {
                 let root = spec
@@ -150,7 +154,7 @@ impl Kiln {
                         "The root device {root} must be mapped to an EBS snapshot."
                     )));
                 }
-                ("ebs".to_string(), root)
+                (RootDeviceType::Ebs, root)
             }
         };
         let mut image = Item::new(
@@ -160,9 +164,9 @@ impl Kiln {
             tags,
             ImageData {
                 description: spec.description.clone(),
-                architecture: crate::error::named(&architecture)?,
+                architecture,
                 root_device_name,
-                root_device_type: crate::error::named(&root_device_type)?,
+                root_device_type,
                 block_device_mappings: spec.block_device_mappings.clone(),
                 virtualization_type,
                 boot_mode: spec.boot_mode.clone(),
