@@ -16,6 +16,7 @@ pub mod launch;
 mod multi_snapshot;
 pub mod net;
 mod power;
+mod reconciler;
 pub mod runtime;
 
 pub use launch::{AttributeValue, Reservation, StateChangeRow};

@@ -1,5 +1,5 @@
-//! The VMs behind instance records: launching, the lifecycle calls, and the reconciler that
-//! writes what each VM's owner observes back into the records.
+//! The VMs behind instance records: the runtime (sizing, capacity, files, boot files) and
+//! launching; [`crate::compute::reconciler`] writes what each VM's owner observes back.
 //!
 //! # Sizing (the scale-down policy)
 //!
@@ -26,16 +26,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kiln_types::{ImageState, InstanceState, RootDeviceType, ShutdownBehavior, VolumeState};
-use kiln_vm::{
-    AccelChoice, Disk, DiskFormat, GuestShutdownBehavior, Machine, VmConfig, VmHandle, VmSpec, VmState, VmStatus,
-};
+use kiln_types::{InstanceState, RootDeviceType, ShutdownBehavior};
+use kiln_vm::{AccelChoice, Disk, DiskFormat, GuestShutdownBehavior, Machine, VmConfig, VmHandle, VmSpec};
 
 use crate::compute::instance_types::InstanceType;
-use crate::compute::launch::{all_instances, transition_text};
+use crate::compute::launch::all_instances;
 use crate::compute::net::port_of;
 use crate::error::{CoreError, CoreResult};
 use crate::records::image::{ImageData, SNAPSHOT_LOCATION_PREFIX};
@@ -166,11 +164,12 @@ pub struct Runtime {
     pub config: ComputeConfig,
     /// The host network.
     pub network: Arc<dyn HostNetwork>,
-    vms: Mutex<HashMap<String, VmHandle>>,
+    /// The VM owner of each instance with one.
+    pub(super) vms: Mutex<HashMap<String, VmHandle>>,
     /// Serialises reading boot files out of images.
     boot_files: Mutex<()>,
     /// Set when the server shuts down: the reconciler stops recording what VMs do.
-    shutting_down: std::sync::atomic::AtomicBool,
+    pub(super) shutting_down: std::sync::atomic::AtomicBool,
     /// Hot-plugged volumes per VM.
     pub(crate) slots: crate::compute::hotplug::Slots,
     /// Serialises lifecycle decisions (launch hand-off, stop, start, terminate) so a record and
@@ -237,7 +236,7 @@ impl Runtime {
         self.capacity().fits(used, u64::from(vcpus), memory_mib)
     }
 
-    fn instance_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn instance_dir(&self, id: &str) -> PathBuf {
         self.config.run_dir.join(id)
     }
 
@@ -246,7 +245,7 @@ impl Runtime {
         self.instance_dir(id).join("console.log")
     }
 
-    fn qmp_socket(&self, id: &str) -> PathBuf {
+    pub(super) fn qmp_socket(&self, id: &str) -> PathBuf {
         let path = self.instance_dir(id).join("qmp.sock");
         if path.as_os_str().len() <= kiln_vm::argv::MAX_SOCKET_PATH {
             return path;
@@ -327,22 +326,6 @@ pub(super) fn vm_error(id: &str, e: kiln_vm::VmError) -> CoreError {
     }
 }
 
-fn instance_state(s: VmState) -> InstanceState {
-    match s {
-        VmState::Pending => InstanceState::Pending,
-        VmState::Running => InstanceState::Running,
-        VmState::Stopping => InstanceState::Stopping,
-        VmState::Stopped => InstanceState::Stopped,
-        VmState::ShuttingDown => InstanceState::ShuttingDown,
-        VmState::Terminated => InstanceState::Terminated,
-    }
-}
-
-fn reason_of(status: &VmStatus) -> Option<Reason> {
-    status.reason.as_ref().map(|r| Reason { code: r.code.clone(), message: r.message.clone() })
-}
-
-/// Sends SIGKILL to a process; one that is gone already is no error.
 fn sigkill(pid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
@@ -397,7 +380,7 @@ impl Kiln {
         let weak = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("kiln-reconciler".into())
-            .spawn(move || reconcile_loop(weak))
+            .spawn(move || crate::compute::reconciler::reconcile_loop(weak))
             .map_err(|e| CoreError::Internal(format!("reconciler thread: {e}")))?;
         Ok(())
     }
@@ -626,87 +609,6 @@ impl Kiln {
         Ok(inst)
     }
 
-    pub(super) fn record_state(&self, id: &str, state: InstanceState, reason: Option<Reason>) -> CoreResult<()> {
-        self.update_instance(id, |d| {
-            if d.state == state {
-                return;
-            }
-            d.state = state;
-            if let Some(r) = &reason {
-                d.transition_reason = transition_text(match r.code.as_str() {
-                    "Client.UserInitiatedShutdown" => "User initiated",
-                    "Client.InstanceInitiatedShutdown" => "Instance initiated shutdown",
-                    _ => "Server initiated",
-                });
-            }
-            d.state_reason = reason;
-        })?;
-        Ok(())
-    }
-
-    /// Ends an instance: the record becomes `terminated`, volumes mapped delete-on-termination
-    /// go (records and files), others are detached, the port and the instance's files are
-    /// removed. Idempotent, so a racing launch and terminate can both call it.
-    pub(crate) fn finish_termination(&self, id: &str, reason: Option<Reason>) -> CoreResult<()> {
-        let runtime = self.compute.runtime()?;
-        let Some(rec) = self.store.read()?.get(id)? else { return Ok(()) };
-        let inst = Item::<InstanceData>::from_record(rec)?;
-        // Host resources go first, so `terminated` is only ever seen once nothing is left. A crash
-        // in between leaves the record `shutting-down`, which start-up finishes again.
-        runtime.network.unplug(id);
-        runtime.slots.reset(id);
-        let dir = runtime.instance_dir(id);
-        for name in ["root.qcow2", "qemu.pid", "qmp.sock"] {
-            let _ = std::fs::remove_file(dir.join(name));
-        }
-        let _ = std::fs::remove_file(runtime.qmp_socket(id));
-        for dev in inst.data.devices.iter().filter(|d| d.delete_on_termination) {
-            self.storage.delete_volume(&inst.region, &dev.volume_id)?;
-        }
-
-        let mut txn = self.store.begin()?;
-        let Some(rec) = txn.get(id)? else { return Ok(()) };
-        let mut inst = Item::<InstanceData>::from_record(rec)?;
-        let mut released = Vec::new();
-        for dev in &inst.data.devices {
-            let Some(rec) = txn.get(&dev.volume_id)? else { continue };
-            let mut vol = Item::<VolumeData>::from_record(rec)?;
-            if dev.delete_on_termination {
-                txn.delete(&vol.id)?;
-                released.extend(vol.data.snapshot_id.clone());
-            } else {
-                vol.data.attachments.retain(|a| a.instance_id != id);
-                if vol.data.attachments.is_empty() {
-                    vol.data.state = VolumeState::Available;
-                }
-                vol.save(txn.as_mut())?;
-            }
-        }
-        if inst.data.state != InstanceState::Terminated {
-            inst.data.state = InstanceState::Terminated;
-            inst.data.ended_at = Some(chrono::Utc::now().timestamp());
-            let reason = reason.unwrap_or(Reason {
-                code: "Client.UserInitiatedShutdown".into(),
-                message: "Client.UserInitiatedShutdown: User initiated shutdown".into(),
-            });
-            inst.data.transition_reason = transition_text(if reason.code.starts_with("Client.User") {
-                "User initiated"
-            } else if reason.code.starts_with("Client.Instance") {
-                "Instance initiated shutdown"
-            } else {
-                "Server initiated"
-            });
-            inst.data.state_reason = Some(reason);
-            inst.save(txn.as_mut())?;
-        }
-        txn.commit()?;
-        for snap in released {
-            self.release_base(&inst.region, &snap);
-        }
-        self.refresh_network();
-        Ok(())
-    }
-
     /// Server shutdown: stops recording VM state, then kills every QEMU. The records keep
     /// their state, so the next start launches the instances that were running again from
     /// their disks (as after a host restart); nothing is left running without its owner.
@@ -724,95 +626,6 @@ impl Kiln {
     /// The running VM of an instance, for `CreateImage` and volume hot-plug.
     pub(crate) fn vm_of(&self, id: &str) -> Option<VmHandle> {
         self.compute.runtime().ok()?.handle(id)
-    }
-
-    /// One reconciler pass: records what each VM's owner reports, cleans up after VMs that
-    /// ended, and forgets terminated instances past their retention.
-    fn reconcile(&self) -> CoreResult<()> {
-        let runtime = self.compute.runtime()?;
-        if runtime.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(());
-        }
-        let handles: Vec<(String, VmHandle)> =
-            runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        for (id, handle) in handles {
-            let status = handle.status();
-            let Ok(inst) = self.load_instance(&id) else {
-                runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                continue;
-            };
-            let name = instance_state(status.state);
-            match status.state {
-                VmState::Terminated => {
-                    runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    self.finish_termination(&id, reason_of(&status))?;
-                }
-                VmState::Stopped => {
-                    runtime.vms.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    self.record_state(&id, name, reason_of(&status))?;
-                }
-                // A stop or terminate the API already recorded is ahead of the owner's report.
-                VmState::Running | VmState::Pending
-                    if matches!(inst.data.state, InstanceState::Stopping | InstanceState::ShuttingDown) => {}
-                _ if inst.data.state != name => self.record_state(&id, name, reason_of(&status))?,
-                _ => {}
-            }
-        }
-        // Expire terminated records.
-        let retention = runtime.config.terminated_retention.as_secs() as i64;
-        let now = chrono::Utc::now().timestamp();
-        let expired: Vec<String> = all_instances(self.store.read()?.as_mut())?
-            .into_iter()
-            .filter(|i| {
-                i.data.state == InstanceState::Terminated && i.data.ended_at.is_some_and(|t| now - t >= retention)
-            })
-            .map(|i| i.id)
-            .collect();
-        if !expired.is_empty() {
-            let mut txn = self.store.begin()?;
-            for id in &expired {
-                txn.delete(id)?;
-            }
-            txn.commit()?;
-            for id in &expired {
-                let _ = std::fs::remove_dir_all(runtime.instance_dir(id));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn reconcile_loop(kiln: Weak<Kiln>) {
-    for pass in 0u64.. {
-        std::thread::sleep(Duration::from_millis(200));
-        let Some(kiln) = kiln.upgrade() else { return };
-        if let Err(e) = kiln.reconcile() {
-            tracing::warn!(error = %e, "instance reconciler pass failed");
-        }
-        // Images whose snapshots a restart resumed settle here (every few seconds).
-        if pass % 25 == 0 {
-            if let Err(e) = kiln.settle_pending_images() {
-                tracing::warn!(error = %e, "could not settle pending images");
-            }
-        }
-    }
-}
-
-impl Kiln {
-    fn settle_pending_images(&self) -> CoreResult<()> {
-        let pending: Vec<String> = self
-            .store
-            .read()?
-            .find(&kiln_meta::Query { kind: Some(kiln_types::ResourceKind::Image), ..Default::default() })?
-            .into_iter()
-            .filter_map(|r| Item::<ImageData>::from_record(r).ok())
-            .filter(|i| i.data.state == ImageState::Pending && i.data.source_instance_id.is_some())
-            .map(|i| i.id)
-            .collect();
-        for id in pending {
-            self.settle_image(&id)?;
-        }
-        Ok(())
     }
 }
 
